@@ -1,0 +1,103 @@
+//! `reconcile`: the settlement reconciliation as a table, mismatches first.
+
+use std::process::ExitCode;
+
+use chrono::{Days, NaiveDate};
+use clap::Args;
+use rust_decimal::Decimal;
+
+use super::Failure;
+use crate::config::Settings;
+use crate::store::Store;
+use crate::store::reconciliation::{self, Comparison};
+use crate::sync::Clock;
+
+/// Arguments of `reconcile`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// First settlement date (default: today - sync.settlements.lookback_days).
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<NaiveDate>,
+    /// Last settlement date (default: today).
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<NaiveDate>,
+    /// Only this client.
+    #[arg(long, value_name = "ID")]
+    pub client: Option<i64>,
+}
+
+/// Prints the comparison of Rotessa's settlements with the synced transactions.
+pub async fn run(settings: &Settings, args: ReconcileArgs) -> Result<ExitCode, Failure> {
+    let today = Clock::from_setting(settings.sync.today).today();
+    let lookback = Days::new(settings.sync.settlements.lookback_days.into());
+    let from = args.from.unwrap_or(today - lookback);
+    let to = args.to.unwrap_or(today);
+    if from > to {
+        return Err(Failure::Usage(format!("--from {from} is after --to {to}")));
+    }
+    let store = Store::connect(&settings.database).await?;
+    let rows = reconciliation::report(store.pool(), args.client, from, to).await?;
+    print!("{}", render(&rows, from, to, usize::MAX));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The table `reconcile` prints: a count line, then up to `max_rows` rows.
+pub fn render(rows: &[Comparison], from: NaiveDate, to: NaiveDate, max_rows: usize) -> String {
+    let mismatched = rows.iter().filter(|r| !r.matched).count();
+    let mut out = format!(
+        "settlement reconciliation {from} .. {to}: {} dates, {mismatched} mismatched\n",
+        rows.len()
+    );
+    if rows.is_empty() {
+        out.push_str("(no settlements synced in this range: run `rotessa-recon sync --stream settlements`)\n");
+        return out;
+    }
+    out.push_str(&format!(
+        "{:<10} {:<10} {:<8} {:>40} {:>40} {:>40}\n",
+        "client",
+        "date",
+        "outcome",
+        "approved rotessa / ours / diff",
+        "declined rotessa / ours / diff",
+        "chargeback rotessa / ours / diff"
+    ));
+    for r in rows.iter().take(max_rows) {
+        let side = |n_r: i32, t_r: Decimal, n_c: i64, t_c: Decimal, d: Decimal| {
+            format!("{t_r:.2} ({n_r}) / {t_c:.2} ({n_c}) / {d:.2}")
+        };
+        out.push_str(&format!(
+            "{:<10} {:<10} {:<8} {:>40} {:>40} {:>40}\n",
+            r.client_id,
+            r.settlement_date,
+            if r.matched { "matched" } else { "MISMATCH" },
+            side(
+                r.rotessa_number_approved,
+                r.rotessa_total_approved,
+                r.computed_number_approved,
+                r.computed_total_approved,
+                r.diff_total_approved
+            ),
+            side(
+                r.rotessa_number_declined,
+                r.rotessa_total_declined,
+                r.computed_number_declined,
+                r.computed_total_declined,
+                r.diff_total_declined
+            ),
+            side(
+                r.rotessa_number_chargeback,
+                r.rotessa_total_chargeback,
+                r.computed_number_chargeback,
+                r.computed_total_chargeback,
+                r.diff_total_chargeback
+            ),
+        ));
+    }
+    if rows.len() > max_rows {
+        out.push_str(&format!(
+            "… {} more: rotessa-recon reconcile --from {from} --to {to}\n",
+            rows.len() - max_rows
+        ));
+    }
+    out
+}

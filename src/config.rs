@@ -1,0 +1,730 @@
+//! Configuration: `config/default.toml` (compiled in), an optional `--config` file, the
+//! `DATABASE_URL` / `ROTESSA_API_KEY` aliases, then `RECON_<SECTION>__<KEY>` variables.
+//!
+//! Secrets are wrapped in [`Secret`] (and the database URL in [`DatabaseUrl`]) so that printing or
+//! debugging the settings never shows them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The documented defaults; the file in the repository is the reference for every key.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+const REDACTED: &str = "[redacted]";
+
+/// Why the configuration cannot be used; the message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("cannot read rotessa.api_key_file {path}: {source}")]
+    ApiKeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "no Rotessa API key: set ROTESSA_API_KEY (or RECON_ROTESSA__API_KEY), or rotessa.api_key_file"
+    )]
+    MissingApiKey,
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+/// Every setting of the program, after layering and validation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub rotessa: RotessaSettings,
+    pub database: DatabaseSettings,
+    pub sync: SyncSettings,
+    pub lease: LeaseSettings,
+    pub http: HttpSettings,
+    pub log: LogSettings,
+    pub outbox: OutboxSettings,
+}
+
+/// How to reach Rotessa and how hard to try.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotessaSettings {
+    pub base_url: String,
+    pub api_version: ApiVersion,
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    pub clients: ClientSelection,
+    pub concurrency: usize,
+    pub page_size: usize,
+    pub max_pages: u32,
+    pub prefetch_pages: usize,
+    pub request_timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    pub retry: RetrySettings,
+}
+
+/// The retry policy for transient API failures (SPEC.md "Retry policy").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    pub max_retries: usize,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    pub jitter: bool,
+    pub max_retry_after_secs: u64,
+}
+
+/// Which Rotessa API the account speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiVersion {
+    /// The platform API: clients, per-client reports, settlements.
+    V2,
+    /// A single-merchant account: the transaction report only.
+    V1,
+}
+
+/// Which clients the per-client streams cover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientSelection {
+    /// Every client the platform lists (`GET /v2/clients`).
+    All,
+    /// Only these client ids.
+    Ids(Vec<i64>),
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: DatabaseUrl,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+    pub page_retries: u32,
+    pub lock_timeout_secs: u64,
+    pub idle_in_transaction_timeout_secs: u64,
+}
+
+/// Windows, schedules and cursors of the four streams.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSettings {
+    #[serde(default)]
+    pub today: Option<NaiveDate>,
+    #[serde(default)]
+    pub backfill_from: Option<NaiveDate>,
+    pub page_cache: bool,
+    pub run_stale_secs: u64,
+    pub heartbeat_secs: u64,
+    pub transactions: StreamSettings,
+    pub declines: StreamSettings,
+    pub settlements: StreamSettings,
+    pub clients: StreamSettings,
+}
+
+/// One stream's schedule and window; keys a stream does not use keep their defaults.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSettings {
+    pub schedule: String,
+    pub enabled: bool,
+    #[serde(default)]
+    pub lookback_days: u32,
+    #[serde(default)]
+    pub horizon_days: u32,
+    #[serde(default = "default_window_days")]
+    pub window_days: u32,
+    #[serde(default)]
+    pub overlap_days: u32,
+}
+
+fn default_window_days() -> u32 {
+    31
+}
+
+/// Reading and retaining the outbox (docs/outbox-consumers.md): how consumers in this crate
+/// wait for events, and what the daemon's periodic prune deletes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// Events are kept at least this many days, and until every registered consumer acked them.
+    pub retention_days: u32,
+    /// Events deleted per statement by a prune.
+    pub prune_batch: u32,
+    /// With no registered consumer, prune old events anyway (CDC-only deployments).
+    pub prune_without_consumers: bool,
+    /// When the daemon prunes (six-field cron, UTC).
+    pub prune_schedule: String,
+    /// Wake consumers with `LISTEN rotessa_outbox`; off behind PgBouncer transaction pooling.
+    pub listen: bool,
+    /// Consumers poll at least this often, whatever LISTEN says.
+    pub poll_interval_ms: u64,
+    /// Events fetched per poll.
+    pub poll_batch: u32,
+}
+
+impl OutboxSettings {
+    /// The fallback polling interval.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
+/// The daemon's single-writer lease.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseSettings {
+    pub ttl_secs: u64,
+}
+
+/// The health and metrics listener of `run`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub listen: String,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// `pretty` for people, `json` for collectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Settings {
+    /// Loads the layered configuration from the process environment.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::load_from(config_file, &env)
+    }
+
+    /// Loads the layered configuration with `env` standing in for the process environment.
+    pub fn load_from(
+        config_file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = config_file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        for (alias, key) in [
+            ("DATABASE_URL", "database.url"),
+            ("ROTESSA_API_KEY", "rotessa.api_key"),
+        ] {
+            if let Some(value) = env.get(alias).filter(|v| !v.is_empty()) {
+                builder = builder.add_source(
+                    config::File::from_str(
+                        &format!("{key} = {}", toml_string(value)),
+                        config::FileFormat::Toml,
+                    )
+                    .required(true),
+                );
+            }
+        }
+        let recon_env: config::Map<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("RECON_"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("RECON")
+                .prefix_separator("_")
+                .separator("__")
+                .source(Some(recon_env)),
+        );
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.resolve_api_key()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Reads `rotessa.api_key_file` into `rotessa.api_key`.
+    fn resolve_api_key(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = self.rotessa.api_key_file.clone() else {
+            return Ok(());
+        };
+        if self.rotessa.api_key.is_some() {
+            return Err(ConfigError::Invalid(vec![
+                "both rotessa.api_key and rotessa.api_key_file are set: keep one".into(),
+            ]));
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| ConfigError::ApiKeyFile { path, source })?;
+        self.rotessa.api_key = Some(Secret::new(text.trim_end_matches(['\r', '\n']).to_owned()));
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let r = &self.rotessa;
+        match reqwest::Url::parse(&r.base_url) {
+            Ok(url) if url.scheme() == "https" || url.scheme() == "http" => {}
+            _ => problems.push(format!(
+                "rotessa.base_url {:?} is not an http(s) URL (e.g. https://api.rotessa.com)",
+                r.base_url
+            )),
+        }
+        if r.api_key.as_ref().is_some_and(|k| k.expose().is_empty()) {
+            problems.push("rotessa.api_key is empty".into());
+        }
+        for (name, value) in [
+            ("rotessa.concurrency", r.concurrency as u64),
+            ("rotessa.page_size", r.page_size as u64),
+            ("rotessa.max_pages", u64::from(r.max_pages)),
+            ("rotessa.prefetch_pages", r.prefetch_pages as u64),
+            ("rotessa.request_timeout_secs", r.request_timeout_secs),
+            ("rotessa.connect_timeout_secs", r.connect_timeout_secs),
+            (
+                "database.max_connections",
+                u64::from(self.database.max_connections),
+            ),
+            ("lease.ttl_secs", self.lease.ttl_secs),
+            ("sync.heartbeat_secs", self.sync.heartbeat_secs),
+            ("sync.run_stale_secs", self.sync.run_stale_secs),
+            ("outbox.prune_batch", u64::from(self.outbox.prune_batch)),
+            ("outbox.poll_interval_ms", self.outbox.poll_interval_ms),
+            ("outbox.poll_batch", u64::from(self.outbox.poll_batch)),
+        ] {
+            if value == 0 {
+                problems.push(format!("{name} must be at least 1"));
+            }
+        }
+        if self.sync.run_stale_secs <= 2 * self.sync.heartbeat_secs {
+            problems.push(format!(
+                "sync.run_stale_secs ({}) must be more than twice sync.heartbeat_secs ({}), or live runs would be marked abandoned",
+                self.sync.run_stale_secs, self.sync.heartbeat_secs
+            ));
+        }
+        if let Err(e) = self.database.url.connect_options() {
+            problems.push(format!("database.url is not a PostgreSQL URL: {e}"));
+        }
+        for (name, stream) in self.sync.streams() {
+            if stream.window_days == 0 {
+                problems.push(format!("sync.{name}.window_days must be at least 1"));
+            }
+            if let Err(e) = crate::scheduler::validate_cron(&stream.schedule) {
+                problems.push(format!(
+                    "sync.{name}.schedule {:?}: {e} (six fields, seconds first, e.g. \"0 */15 * * * *\")",
+                    stream.schedule
+                ));
+            }
+        }
+        if let Err(e) = crate::scheduler::validate_cron(&self.outbox.prune_schedule) {
+            problems.push(format!(
+                "outbox.prune_schedule {:?}: {e} (six fields, seconds first, e.g. \"0 30 * * * *\")",
+                self.outbox.prune_schedule
+            ));
+        }
+        for (name, value) in [
+            ("outbox.prune_batch", self.outbox.prune_batch),
+            ("outbox.poll_batch", self.outbox.poll_batch),
+        ] {
+            if value > i32::MAX as u32 {
+                problems.push(format!("{name} must be at most {}", i32::MAX));
+            }
+        }
+        if self.http.listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "http.listen {:?} is not an address such as 127.0.0.1:9090",
+                self.http.listen
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problems.push(format!("log.level {:?}: {e}", self.log.level));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// The API key, for commands that talk to Rotessa.
+    pub fn api_key(&self) -> Result<&Secret, ConfigError> {
+        self.rotessa
+            .api_key
+            .as_ref()
+            .ok_or(ConfigError::MissingApiKey)
+    }
+
+    /// The effective configuration as TOML, secrets redacted (`check`).
+    pub fn to_redacted_toml(&self) -> String {
+        toml_render(&serde_json::to_value(self).unwrap_or_default(), "")
+    }
+}
+
+impl SyncSettings {
+    /// The streams by name, in the order the daemon runs them.
+    pub fn streams(&self) -> [(&'static str, &StreamSettings); 4] {
+        [
+            ("clients", &self.clients),
+            ("transactions", &self.transactions),
+            ("declines", &self.declines),
+            ("settlements", &self.settlements),
+        ]
+    }
+}
+
+impl RotessaSettings {
+    /// Request timeout as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// Connect timeout as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+}
+
+/// A value that must never be printed: `Debug`, `Display` and `Serialize` show `[redacted]`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(REDACTED)
+    }
+}
+
+/// A PostgreSQL URL whose password is redacted whenever it is shown.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL with its password, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The password, if the URL carries one (so callers can scrub it from error text).
+    pub fn password(&self) -> Option<String> {
+        let url = reqwest::Url::parse(&self.0).ok()?;
+        let from_userinfo = url.password().map(|p| p.to_owned());
+        from_userinfo.or_else(|| {
+            url.query_pairs()
+                .find(|(k, _)| k == "password")
+                .map(|(_, v)| v.into_owned())
+        })
+    }
+
+    /// Connection options parsed from the URL.
+    pub fn connect_options(&self) -> Result<sqlx::postgres::PgConnectOptions, sqlx::Error> {
+        self.0.parse()
+    }
+
+    /// The URL with any password replaced by `[redacted]`.
+    pub fn redacted(&self) -> String {
+        let Ok(mut url) = reqwest::Url::parse(&self.0) else {
+            return REDACTED.to_owned();
+        };
+        if url.password().is_some() {
+            let _ = url.set_password(Some(REDACTED));
+        }
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    REDACTED.to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        if pairs.iter().any(|(k, _)| k == "password") {
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        url.to_string().replace("%5Bredacted%5D", REDACTED)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientSelection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            One(i64),
+            List(Vec<i64>),
+        }
+        match Raw::deserialize(d)? {
+            Raw::One(id) => Ok(Self::Ids(vec![id])),
+            Raw::List(ids) if ids.is_empty() => Err(serde::de::Error::custom(
+                "rotessa.clients is an empty list; use \"all\" or client ids",
+            )),
+            Raw::List(ids) => Ok(Self::Ids(ids)),
+            Raw::Text(text) if text.trim().eq_ignore_ascii_case("all") => Ok(Self::All),
+            Raw::Text(text) => text
+                .split(',')
+                .map(|part| part.trim().parse::<i64>())
+                .collect::<Result<Vec<_>, _>>()
+                .map(Self::Ids)
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "rotessa.clients {text:?}: expected \"all\" or client ids such as \"1234,5678\""
+                    ))
+                }),
+        }
+    }
+}
+
+impl Serialize for ClientSelection {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::All => s.serialize_str("all"),
+            Self::Ids(ids) => ids.serialize(s),
+        }
+    }
+}
+
+/// A TOML basic string literal for `value`.
+fn toml_string(value: &str) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+/// Renders a JSON object as TOML sections (enough for our flat settings tree).
+fn toml_render(value: &serde_json::Value, prefix: &str) -> String {
+    let Some(map) = value.as_object() else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for (key, v) in map {
+        if v.is_object() {
+            continue;
+        }
+        let text = match v {
+            serde_json::Value::Null => continue,
+            other => other.to_string(),
+        };
+        out.push_str(&format!("{key} = {text}\n"));
+    }
+    for (key, v) in map {
+        if v.is_object() {
+            let section = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            out.push_str(&format!("\n[{section}]\n"));
+            out.push_str(&toml_render(v, &section));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_and_are_documented_values() {
+        let s = Settings::load_from(None, &env(&[])).unwrap();
+        assert_eq!(s.rotessa.api_version, ApiVersion::V2);
+        assert_eq!(s.rotessa.clients, ClientSelection::All);
+        assert_eq!(s.sync.transactions.lookback_days, 100);
+        assert_eq!(s.sync.transactions.horizon_days, 60);
+        assert_eq!(s.rotessa.retry.max_retries, 4);
+        assert!(s.rotessa.api_key.is_none());
+        for (name, stream) in s.sync.streams() {
+            assert!(
+                crate::scheduler::validate_cron(&stream.schedule).is_ok(),
+                "{name}"
+            );
+        }
+        assert_eq!(s.outbox.retention_days, 30);
+        assert!(!s.outbox.prune_without_consumers);
+        assert!(s.outbox.listen);
+    }
+
+    #[test]
+    fn outbox_settings_are_validated() {
+        let err = Settings::load_from(
+            None,
+            &env(&[
+                ("RECON_OUTBOX__PRUNE_BATCH", "0"),
+                ("RECON_OUTBOX__POLL_INTERVAL_MS", "0"),
+                ("RECON_OUTBOX__PRUNE_SCHEDULE", "hourly"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("outbox.prune_batch must be at least 1"),
+            "{err}"
+        );
+        assert!(
+            err.contains("outbox.poll_interval_ms must be at least 1"),
+            "{err}"
+        );
+        assert!(err.contains("outbox.prune_schedule"), "{err}");
+    }
+
+    #[test]
+    fn env_layers_win_and_aliases_apply() {
+        let s = Settings::load_from(
+            None,
+            &env(&[
+                ("DATABASE_URL", "postgres://u:pw@db:5432/x"),
+                ("ROTESSA_API_KEY", "k-alias"),
+                ("RECON_ROTESSA__BASE_URL", "http://127.0.0.1:1"),
+                ("RECON_SYNC__TRANSACTIONS__LOOKBACK_DAYS", "7"),
+                ("RECON_ROTESSA__CLIENTS", "12,34"),
+                ("RECON_SYNC__TODAY", "2026-01-05"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.database.url.expose(), "postgres://u:pw@db:5432/x");
+        assert_eq!(s.rotessa.api_key.as_ref().unwrap().expose(), "k-alias");
+        assert_eq!(s.rotessa.base_url, "http://127.0.0.1:1");
+        assert_eq!(s.sync.transactions.lookback_days, 7);
+        assert_eq!(s.rotessa.clients, ClientSelection::Ids(vec![12, 34]));
+        assert_eq!(s.sync.today, NaiveDate::from_ymd_opt(2026, 1, 5));
+
+        let s = Settings::load_from(
+            None,
+            &env(&[
+                ("ROTESSA_API_KEY", "k-alias"),
+                ("RECON_ROTESSA__API_KEY", "k-recon"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.rotessa.api_key.unwrap().expose(), "k-recon");
+    }
+
+    #[test]
+    fn api_key_file_is_read_and_trimmed() {
+        let dir = std::env::temp_dir().join(format!("recon-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key");
+        std::fs::write(&path, "from-file\n").unwrap();
+        let s = Settings::load_from(
+            None,
+            &env(&[("RECON_ROTESSA__API_KEY_FILE", path.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(s.api_key().unwrap().expose(), "from-file");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_toml() {
+        let s = Settings::load_from(
+            None,
+            &env(&[
+                ("ROTESSA_API_KEY", "sekret-key-123"),
+                (
+                    "DATABASE_URL",
+                    "postgres://me:hunter2@db/x?password=hunter2",
+                ),
+            ]),
+        )
+        .unwrap();
+        for text in [format!("{s:?}"), s.to_redacted_toml()] {
+            assert!(!text.contains("sekret-key-123"), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(text.contains("[redacted]"), "{text}");
+        }
+    }
+
+    #[test]
+    fn invalid_values_say_what_to_fix() {
+        let err = Settings::load_from(
+            None,
+            &env(&[
+                ("RECON_ROTESSA__BASE_URL", "not a url"),
+                ("RECON_ROTESSA__CONCURRENCY", "0"),
+                ("RECON_SYNC__CLIENTS__SCHEDULE", "every minute"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("rotessa.base_url"), "{err}");
+        assert!(
+            err.contains("rotessa.concurrency must be at least 1"),
+            "{err}"
+        );
+        assert!(err.contains("sync.clients.schedule"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Settings::load_from(None, &env(&[("RECON_ROTESSA__BASEURL", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("baseurl"), "{err}");
+    }
+}

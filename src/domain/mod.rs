@@ -1,0 +1,10 @@
+//! Domain types: what the product stores and reasons about, independent of the API's wire format
+//! and of SQL. `sync` translates wire rows into these; `store` persists them.
+
+mod settlement;
+mod status;
+mod transaction;
+
+pub use settlement::{PlatformClient, Settlement, SettlementTotals};
+pub use status::{Status, StatusChange, Transition};
+pub use transaction::{Source, Transaction};

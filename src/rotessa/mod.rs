@@ -1,0 +1,15 @@
+//! The Rotessa API: HTTP client, wire types, lenient parsing, paging and retries.
+//! Knows nothing of the database.
+
+mod client;
+mod error;
+pub mod lenient;
+mod paging;
+mod retry;
+pub mod wire;
+
+pub use client::{Client, KnownPage, KnownPages, ReportKind, ReportRequest, RowConverter};
+pub use error::{ApiError, Error};
+pub use paging::{Page, PageStream};
+pub use retry::parse_retry_after;
+pub use wire::{ParsedRows, RejectedRow, WireClient, WireSettlement, WireTransaction};

@@ -1,0 +1,130 @@
+//! A faithful local Rotessa (SPEC.md "The simulator"): the report, decline-report, settlement
+//! and client endpoints with the real auth header, 1000-row pages, the documented error bodies
+//! and the quirks of `shared/seeds/README.md`; deterministic data from a seed; a simulated clock
+//! that moves transactions through their lifecycle; fault injection.
+//!
+//! It serves `rotessa-recon sim`, the demo, the tests and the benchmarks, and lets users build
+//! outbox consumers without a Rotessa account. It deliberately shares no code with
+//! [`crate::rotessa`]: it writes its own JSON, so it checks the client's parser instead of
+//! sharing its bugs.
+//!
+//! Files: [`rng`] (the PRNG), [`calendar`] (business days), [`data`] (generation),
+//! [`lifecycle`] (status as a function of the simulated today), [`reports`] (which rows a query
+//! returns), [`encode`] (hand-written JSON), [`params`] (request parameters), [`routes`] (the
+//! API), [`faults`], [`admin`] (`/_sim/*`) and [`server`] ([`SimServer`]).
+
+// Every public item says why it exists.
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod calendar;
+pub mod data;
+pub mod encode;
+pub mod faults;
+pub mod lifecycle;
+pub mod params;
+pub mod reports;
+pub mod rng;
+pub mod routes;
+pub mod server;
+
+use chrono::{NaiveDate, Utc};
+
+pub use faults::FaultCounts;
+pub use server::{SimHandle, SimServer, SimStats};
+
+/// The documented default API key of the simulator (`--api-key`).
+pub const DEFAULT_API_KEY: &str = "sim-key";
+
+/// The documented default listen address of `rotessa-recon sim`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8089";
+
+/// Rows per report page, as Rotessa documents.
+pub const PAGE_SIZE: usize = 1000;
+
+/// Everything that shapes a simulator: the data (seed, sizes, dates) and its behaviour (key,
+/// faults, latency, quirks). The same data fields give byte-identical answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// Seeds every generated value.
+    pub seed: u64,
+    /// Platform clients (merchants), 1..=1000.
+    pub clients: u32,
+    /// Customers, spread over the clients.
+    pub customers: u32,
+    /// Financial transactions.
+    pub transactions: u32,
+    /// The simulated today at start; the clock moves only through `/_sim/advance`.
+    pub today: NaiveDate,
+    /// Process dates start this many days before `today`.
+    pub history_days: u32,
+    /// Process dates end this many days after `today`.
+    pub future_days: u32,
+    /// The key every API request must present as `Authorization: Token token="<key>"`.
+    pub api_key: String,
+    /// Probability of an injected fault per API request, 0..=1.
+    pub fault_rate: f64,
+    /// Sleep before each API answer, in milliseconds.
+    pub latency_ms: u64,
+    /// Probability per row of each documented quirk (unpadded dates, numeric account numbers).
+    pub quirk_rate: f64,
+    /// The `Retry-After` seconds on injected 429s.
+    pub retry_after_secs: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            clients: 3,
+            customers: 2000,
+            transactions: 20_000,
+            today: Utc::now().date_naive(),
+            history_days: 120,
+            future_days: 60,
+            api_key: DEFAULT_API_KEY.to_owned(),
+            fault_rate: 0.0,
+            latency_ms: 0,
+            quirk_rate: 0.2,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+impl SimConfig {
+    /// Checks the values a command line or a test may get wrong; the message says what to fix.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if !(1..=1000).contains(&self.clients) {
+            problems.push(format!("--clients {} must be 1..=1000", self.clients));
+        }
+        if self.customers < 1 {
+            problems.push("--customers must be at least 1".to_owned());
+        }
+        if self.transactions > 50_000_000 {
+            problems.push(format!(
+                "--transactions {} is more than 50,000,000",
+                self.transactions
+            ));
+        }
+        for (name, rate) in [
+            ("--fault-rate", self.fault_rate),
+            ("--quirk-rate", self.quirk_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                problems.push(format!("{name} {rate} must be between 0 and 1"));
+            }
+        }
+        if self.history_days + self.future_days > 3650 {
+            problems.push("--history-days + --future-days must be at most 3650".to_owned());
+        }
+        if self.api_key.is_empty() || self.api_key.contains(['"', '\r', '\n']) {
+            problems.push("--api-key must be non-empty, without quotes or newlines".to_owned());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Which rows a query returns, in id order, and the settlement totals: pure functions of the
+//! data, the query and the simulated today. Paging is a slice of the result, so a query's pages
+//! are consistent with each other.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+
+use super::PAGE_SIZE;
+use super::calendar::Day;
+use super::data::{SimData, Tx};
+use super::lifecycle::{SimStatus, observe};
+
+/// Per approved transaction, the platform's fee in a settlement's `total_payout`, in cents. The
+/// documentation's example settlements (2 approved: 4.52; 1 approved: 2.26) fit 2.26 each.
+pub const PAYOUT_FEE_CENTS: i64 = 226;
+
+/// The indices `[lo, hi)` of the transactions whose process date is in `[start, end]`.
+pub fn process_range(txs: &[Tx], start: Day, end: Day) -> Range<usize> {
+    let lo = txs.partition_point(|t| t.process_day < start);
+    let hi = txs.partition_point(|t| t.process_day <= end).max(lo);
+    lo..hi
+}
+
+/// The part of an ascending index list that falls in `range`.
+pub fn sublist(list: &[u32], range: Range<usize>) -> &[u32] {
+    let lo = list.partition_point(|&i| (i as usize) < range.start);
+    let hi = list.partition_point(|&i| (i as usize) < range.end).max(lo);
+    &list[lo..hi]
+}
+
+/// The positions of page `page` (1-based) in a result of `len` rows: 1000 a page, the last
+/// one short, and empty past the end.
+pub fn page_bounds(len: usize, page: usize) -> Range<usize> {
+    let start = page.saturating_sub(1).saturating_mul(PAGE_SIZE).min(len);
+    start..start.saturating_add(PAGE_SIZE).min(len)
+}
+
+/// The transactions of `candidates` whose status on `today` is `status`.
+pub fn with_status(
+    data: &SimData,
+    candidates: impl Iterator<Item = usize>,
+    status: SimStatus,
+    today: Day,
+) -> Vec<u32> {
+    candidates
+        .filter(|&i| observe(&data.txs[i], today).status == status)
+        .map(|i| i as u32)
+        .collect()
+}
+
+/// The decline report of a client: its transactions that are `Declined` or `Chargeback` on
+/// `today`, with a decline date in `[start, end]` and not after `today`, in id order.
+pub fn declines(data: &SimData, client: usize, start: Day, end: Day, today: Day) -> Vec<u32> {
+    let end = end.min(today);
+    data.failures_by_client
+        .get(client)
+        .map(|list| {
+            list.iter()
+                .copied()
+                .filter(|&i| {
+                    let seen = observe(&data.txs[i as usize], today);
+                    matches!(seen.status, SimStatus::Declined | SimStatus::Chargeback)
+                        && seen.decline_day.is_some_and(|d| d >= start && d <= end)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One settlement date of a client: what moved on that day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settlement {
+    /// The settlement date.
+    pub day: Day,
+    /// Transactions settled that day that were approved (a later chargeback does not undo it).
+    pub number_approved: i64,
+    /// Transactions due to settle that day that were declined.
+    pub number_declined: i64,
+    /// Transactions charged back that day (by their decline date).
+    pub number_chargeback: i64,
+    /// Transactions paid out (the approved ones).
+    pub number_payout: i64,
+    /// Cents approved, plus any `/_sim/settlement_adjust`.
+    pub total_approved: i64,
+    /// Cents declined.
+    pub total_declined: i64,
+    /// Cents charged back.
+    pub total_chargeback: i64,
+    /// The platform's fee in cents ([`PAYOUT_FEE_CENTS`] per approved transaction).
+    pub total_payout: i64,
+}
+
+/// The settlements of a client for settlement dates in `[start, end]`, never after `today`,
+/// one per date on which something moved. A settlement records what happened on its day and
+/// does not change afterwards: approved and declined transactions count on their settlement
+/// date (an approved one still counts as approved there after a chargeback), a chargeback counts
+/// on the day it happened. `adjustments` (cents per client index and date, from
+/// `/_sim/settlement_adjust`) are added to `total_approved`.
+pub fn settlements(
+    data: &SimData,
+    client: usize,
+    start: Day,
+    end: Day,
+    today: Day,
+    adjustments: &HashMap<(usize, Day), i64>,
+) -> Vec<Settlement> {
+    let end = end.min(today);
+    if end < start {
+        return Vec::new();
+    }
+    let Some(list) = data.by_client.get(client) else {
+        return Vec::new();
+    };
+    // A settlement date is at most 5 business days (7 calendar days) after the process date.
+    let range = process_range(&data.txs, start - 14, end);
+    let mut settled: BTreeMap<Day, Settlement> = BTreeMap::new();
+    for &i in sublist(list, range) {
+        let tx = &data.txs[i as usize];
+        let seen = observe(tx, today);
+        if seen.settlement_day < start || seen.settlement_day > end {
+            continue;
+        }
+        let cents = i64::from(tx.amount_cents);
+        let s = settled.entry(seen.settlement_day).or_insert(Settlement {
+            day: seen.settlement_day,
+            ..Settlement::default()
+        });
+        match seen.status {
+            SimStatus::Approved | SimStatus::Chargeback => {
+                s.number_approved += 1;
+                s.total_approved += cents;
+            }
+            SimStatus::Declined => {
+                s.number_declined += 1;
+                s.total_declined += cents;
+            }
+            // Settlement follows resolution, so by a settlement date on or before today every
+            // transaction has resolved; these arms only keep the match total.
+            SimStatus::Future | SimStatus::Pending => {}
+        }
+    }
+    for &i in data
+        .failures_by_client
+        .get(client)
+        .map_or(&[][..], Vec::as_slice)
+    {
+        let tx = &data.txs[i as usize];
+        let seen = observe(tx, today);
+        let Some(day) = seen.decline_day.filter(|d| *d >= start && *d <= end) else {
+            continue;
+        };
+        if seen.status == SimStatus::Chargeback {
+            let s = settled.entry(day).or_insert(Settlement {
+                day,
+                ..Settlement::default()
+            });
+            s.number_chargeback += 1;
+            s.total_chargeback += i64::from(tx.amount_cents);
+        }
+    }
+    settled
+        .into_values()
+        .map(|mut s| {
+            s.number_payout = s.number_approved;
+            s.total_payout = s.number_approved * PAYOUT_FEE_CENTS;
+            s.total_approved += adjustments.get(&(client, s.day)).copied().unwrap_or(0);
+            s
+        })
+        .collect()
+}
+
+/// How many transactions have each status on `today` (for `/_sim/state`).
+pub fn status_counts(data: &SimData, today: Day) -> [(SimStatus, u64); 5] {
+    let mut counts = SimStatus::ALL.map(|s| (s, 0u64));
+    for tx in &data.txs {
+        let status = observe(tx, today).status;
+        if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
+            slot.1 += 1;
+        }
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_thousand_rows_with_a_short_last_one() {
+        assert_eq!(page_bounds(2500, 1), 0..1000);
+        assert_eq!(page_bounds(2500, 3), 2000..2500);
+        assert_eq!(page_bounds(2500, 4), 2500..2500);
+        assert_eq!(page_bounds(2000, 3), 2000..2000);
+        assert_eq!(page_bounds(0, usize::MAX), 0..0);
+    }
+
+    #[test]
+    fn sublists_follow_index_ranges() {
+        let list = [1, 4, 5, 9, 12];
+        assert_eq!(sublist(&list, 4..10), &[4, 5, 9]);
+        assert_eq!(sublist(&list, 13..20), &[] as &[u32]);
+    }
+}

@@ -1,0 +1,236 @@
+//! The API routes: auth, parameters, the report, decline-report, settlement and client
+//! endpoints, paging, and the documented error bodies. Faults wrap all of them (see
+//! [`super::faults`]); the admin routes live in [`super::admin`].
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use super::admin;
+use super::calendar::{Day, day_of};
+use super::encode::{self, Flavor};
+use super::faults::inject;
+use super::params::{ApiError, Params};
+use super::reports::{self, page_bounds};
+use super::server::Shared;
+
+/// The whole application: API routes behind faults and auth, admin routes under `/_sim/`.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let api = Router::new()
+        .route("/v2/clients", get(clients))
+        .route("/v2/transaction_report", get(v2_report))
+        .route("/v2/clients/{id}/transaction_report", get(client_report))
+        .route(
+            "/v2/clients/{id}/transaction_decline_report",
+            get(decline_report),
+        )
+        .route(
+            "/v2/clients/{id}/settlements/show_by_settlement_date",
+            post(settlements),
+        )
+        .route("/v1/transaction_report", get(v1_report))
+        .fallback(not_found)
+        .layer(from_fn_with_state(Arc::clone(&shared), require_auth))
+        .layer(from_fn_with_state(Arc::clone(&shared.faults), inject))
+        .with_state(Arc::clone(&shared));
+    Router::new()
+        .nest("/_sim", admin::router(Arc::clone(&shared)))
+        .merge(api)
+}
+
+/// A JSON response with `status` and an already encoded body.
+pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+/// The documented error body with the error's status.
+pub fn error_response(e: &ApiError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    json_response(status, encode::error(e.code, &e.message))
+}
+
+fn respond(result: Result<Vec<u8>, ApiError>) -> Response {
+    match result {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Every API request must carry exactly `Authorization: Token token="<key>"`.
+async fn require_auth(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes() == shared.auth());
+    if ok {
+        next.run(req).await
+    } else {
+        error_response(&ApiError {
+            status: 401,
+            code: "unauthorized",
+            message: "Your API key is not valid or is missing. Send Authorization: Token token=\"<api key>\"".into(),
+        })
+    }
+}
+
+async fn not_found() -> Response {
+    error_response(&ApiError::not_found(
+        "The specified resource could not be found.",
+    ))
+}
+
+fn client_of(shared: &Shared, id: &str) -> Result<usize, ApiError> {
+    id.parse::<i64>()
+        .ok()
+        .and_then(|id| shared.data.client_index(id))
+        .ok_or_else(|| ApiError::not_found(format!("Client {id} could not be found.")))
+}
+
+async fn clients(State(shared): State<Arc<Shared>>) -> Response {
+    json_response(StatusCode::OK, encode::clients(&shared.data))
+}
+
+async fn v2_report(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    respond(
+        Params::parse(query.as_deref(), &body)
+            .and_then(|p| transaction_report(&shared, None, &p, Flavor::V2Report)),
+    )
+}
+
+async fn v1_report(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    respond(
+        Params::parse(query.as_deref(), &body)
+            .and_then(|p| transaction_report(&shared, None, &p, Flavor::V1Report)),
+    )
+}
+
+async fn client_report(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    respond(client_of(&shared, &id).and_then(|client| {
+        let p = Params::parse(query.as_deref(), &body)?;
+        transaction_report(&shared, Some(client), &p, Flavor::V2Report)
+    }))
+}
+
+/// The transaction report: rows with a process date in `[start_date, end_date]`, optionally
+/// of one status, page `page` of 1000.
+fn transaction_report(
+    shared: &Shared,
+    client: Option<usize>,
+    p: &Params,
+    flavor: Flavor,
+) -> Result<Vec<u8>, ApiError> {
+    let status_names: &[&str] = if flavor == Flavor::V1Report {
+        &["status", "filter"]
+    } else {
+        &["status"]
+    };
+    let start = p.date("start_date", true)?.map_or(Day::MIN, day_of);
+    let end = p.date("end_date", false)?.map_or(Day::MAX, day_of);
+    let status = p.status_filter(status_names)?;
+    let page = p.page()?;
+    let today = shared.today_day();
+    let data = &shared.data;
+    let range = reports::process_range(&data.txs, start, end);
+    let body = match (status, client) {
+        (None, None) => {
+            let b = page_bounds(range.len(), page);
+            encode::page(
+                data,
+                range.start + b.start..range.start + b.end,
+                today,
+                flavor,
+            )
+        }
+        (None, Some(c)) => {
+            let rows = reports::sublist(&data.by_client[c], range);
+            let b = page_bounds(rows.len(), page);
+            encode::page(data, rows[b].iter().map(|&i| i as usize), today, flavor)
+        }
+        (Some(status), _) => {
+            let rows = shared.cached((client, start, end, status, today), || match client {
+                None => reports::with_status(data, range.clone(), status, today),
+                Some(c) => reports::with_status(
+                    data,
+                    reports::sublist(&data.by_client[c], range.clone())
+                        .iter()
+                        .map(|&i| i as usize),
+                    status,
+                    today,
+                ),
+            });
+            let b = page_bounds(rows.len(), page);
+            encode::page(data, rows[b].iter().map(|&i| i as usize), today, flavor)
+        }
+    };
+    Ok(body)
+}
+
+async fn decline_report(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    respond(client_of(&shared, &id).and_then(|client| {
+        let p = Params::parse(query.as_deref(), &body)?;
+        let today = shared.today_day();
+        let start = p.date("start_date", true)?.map_or(Day::MIN, day_of);
+        let end = p.date("end_date", false)?.map_or(today, day_of);
+        let page = p.page()?;
+        let rows = reports::declines(&shared.data, client, start, end, today);
+        let b = page_bounds(rows.len(), page);
+        Ok(encode::page(
+            &shared.data,
+            rows[b].iter().map(|&i| i as usize),
+            today,
+            Flavor::DeclineReport,
+        ))
+    }))
+}
+
+async fn settlements(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    respond(client_of(&shared, &id).and_then(|client| {
+        let p = Params::parse(query.as_deref(), &body)?;
+        let today = shared.today_day();
+        let start = p.date("start_date", true)?.map_or(Day::MIN, day_of);
+        let end = p.date("end_date", false)?.map_or(today, day_of);
+        let adjustments = shared
+            .adjustments
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+        let rows = reports::settlements(&shared.data, client, start, end, today, &adjustments);
+        Ok(encode::settlements(&rows))
+    }))
+}

@@ -1,0 +1,324 @@
+//! [`SimServer`] runs the simulator in-process (for the CLI, the demo, tests and benchmarks):
+//! it generates the data, binds, serves [`super::routes`] until shut down, and hands out a
+//! [`SimHandle`] on the shared state (clock, faults, counters).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::SimConfig;
+use super::calendar::{Day, date_of, day_of};
+use super::data::SimData;
+use super::faults::{FaultCounts, FaultState};
+use super::lifecycle::SimStatus;
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A setting is out of range (a usage error).
+    #[error("invalid simulator settings: {0}")]
+    Config(String),
+    /// The address cannot be bound.
+    #[error(
+        "cannot listen on {addr}: {source} (is another process using it? try --listen 127.0.0.1:0)"
+    )]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why binding failed.
+        source: std::io::Error,
+    },
+    /// The generating task died.
+    #[error("generating the simulated data failed: {0}")]
+    Generate(String),
+}
+
+/// A filtered query's matching rows, cached so that its pages do not rescan.
+pub(super) type CacheKey = (Option<usize>, Day, Day, SimStatus, Day);
+
+/// State shared by every request.
+pub struct Shared {
+    pub(super) config: SimConfig,
+    pub(super) data: SimData,
+    auth: Vec<u8>,
+    today: AtomicI32,
+    pub(super) faults: Arc<FaultState>,
+    pub(super) adjustments: Mutex<HashMap<(usize, Day), i64>>,
+    cache: Mutex<VecDeque<(CacheKey, Arc<Vec<u32>>)>>,
+}
+
+impl Shared {
+    /// The simulated today as a day number.
+    pub(super) fn today_day(&self) -> Day {
+        self.today.load(Ordering::Acquire)
+    }
+
+    /// Moves the clock forward by `days` (at most 100,000 at a time, so the day number cannot
+    /// overflow); returns the new today.
+    pub(super) fn advance(&self, days: u32) -> Day {
+        let days = days.min(100_000) as i32;
+        self.today.fetch_add(days, Ordering::AcqRel) + days
+    }
+
+    /// The exact `Authorization` header value API requests must send.
+    pub(super) fn auth(&self) -> &[u8] {
+        &self.auth
+    }
+
+    /// The rows of a filtered query, computed once per simulated day and reused by its pages.
+    pub(super) fn cached(
+        &self,
+        key: CacheKey,
+        compute: impl FnOnce() -> Vec<u32>,
+    ) -> Arc<Vec<u32>> {
+        if let Ok(cache) = self.cache.lock()
+            && let Some((_, hit)) = cache.iter().find(|(k, _)| *k == key)
+        {
+            return Arc::clone(hit);
+        }
+        let rows = Arc::new(compute());
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= 8 {
+                cache.pop_front();
+            }
+            cache.push_back((key, Arc::clone(&rows)));
+        }
+        rows
+    }
+}
+
+/// A cheap, cloneable handle on a running simulator: its clock, faults and counters.
+#[derive(Clone)]
+pub struct SimHandle {
+    shared: Arc<Shared>,
+}
+
+/// What the simulator has done so far (also served as `GET /_sim/state`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimStats {
+    /// The simulated today.
+    pub today: NaiveDate,
+    /// Number of clients.
+    pub clients: usize,
+    /// Number of customers.
+    pub customers: usize,
+    /// Number of transactions.
+    pub transactions: usize,
+    /// API requests received (admin requests are not counted).
+    pub requests_served: u64,
+    /// Faults injected, by kind.
+    pub faults: FaultCounts,
+    /// The current fault rate.
+    pub fault_rate: f64,
+    /// The current latency.
+    pub latency_ms: u64,
+}
+
+impl SimHandle {
+    /// The key API requests must present.
+    pub fn api_key(&self) -> &str {
+        &self.shared.config.api_key
+    }
+
+    /// The simulated today.
+    pub fn today(&self) -> NaiveDate {
+        date_of(self.shared.today_day())
+    }
+
+    /// Moves the simulated clock forward by `days`; returns the new today.
+    pub fn advance(&self, days: u32) -> NaiveDate {
+        date_of(self.shared.advance(days))
+    }
+
+    /// A clock function for `sync::Clock::Dynamic`, following this simulator's today.
+    pub fn clock(&self) -> Arc<dyn Fn() -> NaiveDate + Send + Sync> {
+        let handle = self.clone();
+        Arc::new(move || handle.today())
+    }
+
+    /// Switches fault injection at run time.
+    pub fn set_faults(&self, rate: f64, latency: Duration) {
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self.shared.faults.set(rate, ms);
+    }
+
+    /// Adds `cents` to a client's `total_approved` on a settlement date (a reconciliation
+    /// mismatch on purpose); returns the cumulative adjustment, or why it cannot apply.
+    pub fn adjust_settlement(
+        &self,
+        client_id: i64,
+        date: NaiveDate,
+        cents: i64,
+    ) -> Result<i64, String> {
+        let client = self
+            .shared
+            .data
+            .client_index(client_id)
+            .ok_or_else(|| format!("no client {client_id}"))?;
+        let mut map = self
+            .shared
+            .adjustments
+            .lock()
+            .map_err(|_| "the adjustments lock is poisoned".to_owned())?;
+        let total = map.entry((client, day_of(date))).or_insert(0);
+        *total += cents;
+        Ok(*total)
+    }
+
+    /// The ids of the platform's clients.
+    pub fn client_ids(&self) -> Vec<i64> {
+        self.shared.data.client_ids.clone()
+    }
+
+    /// Counters and settings.
+    pub fn stats(&self) -> SimStats {
+        let s = &self.shared;
+        SimStats {
+            today: self.today(),
+            clients: s.data.client_ids.len(),
+            customers: s.data.customer_client.len(),
+            transactions: s.data.txs.len(),
+            requests_served: s.faults.requests(),
+            faults: s.faults.counts(),
+            fault_rate: s.faults.rate(),
+            latency_ms: s.faults.latency_ms(),
+        }
+    }
+}
+
+/// A simulator serving on a local address until [`SimServer::shutdown`] or drop.
+pub struct SimServer {
+    handle: SimHandle,
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: Option<JoinHandle<()>>,
+    generated_in: Duration,
+}
+
+impl SimServer {
+    /// Generates the data (off the async threads), binds `listen` (port 0 picks a free one)
+    /// and starts serving.
+    pub async fn start(config: SimConfig, listen: SocketAddr) -> Result<Self, SimError> {
+        config.validate().map_err(SimError::Config)?;
+        let started = Instant::now();
+        let shared = tokio::task::spawn_blocking(move || build(config))
+            .await
+            .map_err(|e| SimError::Generate(e.to_string()))?;
+        let generated_in = started.elapsed();
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| SimError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: listen,
+            source,
+        })?;
+        let stop = CancellationToken::new();
+        let app = super::routes::router(Arc::clone(&shared));
+        let signal = stop.clone().cancelled_owned();
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(signal)
+                .await
+            {
+                tracing::error!(error = %e, "simulator server stopped");
+            }
+        });
+        Ok(Self {
+            handle: SimHandle { shared },
+            addr,
+            stop,
+            task: Some(task),
+            generated_in,
+        })
+    }
+
+    /// `http://<addr>`: the `rotessa.base_url` to sync from.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// How long generating the data took.
+    pub fn generated_in(&self) -> Duration {
+        self.generated_in
+    }
+
+    /// A cloneable handle (clock, faults, counters).
+    pub fn handle(&self) -> SimHandle {
+        self.handle.clone()
+    }
+
+    /// The key API requests must present.
+    pub fn api_key(&self) -> &str {
+        self.handle.api_key()
+    }
+
+    /// The simulated today.
+    pub fn today(&self) -> NaiveDate {
+        self.handle.today()
+    }
+
+    /// Moves the simulated clock forward by `days`; returns the new today.
+    pub fn advance(&self, days: u32) -> NaiveDate {
+        self.handle.advance(days)
+    }
+
+    /// Switches fault injection at run time.
+    pub fn set_faults(&self, rate: f64, latency: Duration) {
+        self.handle.set_faults(rate, latency);
+    }
+
+    /// Counters and settings.
+    pub fn stats(&self) -> SimStats {
+        self.handle.stats()
+    }
+
+    /// Stops accepting, lets requests in flight finish, and waits for the server to end.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn build(config: SimConfig) -> Arc<Shared> {
+    let data = SimData::generate(&config);
+    let faults = Arc::new(FaultState::new(
+        config.seed,
+        config.fault_rate,
+        config.latency_ms,
+        config.retry_after_secs,
+    ));
+    Arc::new(Shared {
+        auth: format!("Token token=\"{}\"", config.api_key).into_bytes(),
+        today: AtomicI32::new(day_of(config.today)),
+        config,
+        data,
+        faults,
+        adjustments: Mutex::new(HashMap::new()),
+        cache: Mutex::new(VecDeque::new()),
+    })
+}

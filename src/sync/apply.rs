@@ -1,0 +1,310 @@
+//! Applying one report page to the database in one transaction (SPEC.md "Transactions, crash
+//! safety"): compare without locks first, then lock only new or differing rows in id order,
+//! re-compare under the lock, and write rows, history, events, anomalies, rejected rows and the
+//! run's progress together. Two writers on the same data still emit each transition once.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use crate::domain::{Source, Transaction, Transition};
+use crate::rotessa::{Page, RejectedRow};
+use crate::store::anomalies::Anomaly;
+use crate::store::history::Entry;
+use crate::store::lease::Fence;
+use crate::store::page_digests::{self, WindowKey};
+use crate::store::rejected::{Origin, Rejected};
+use crate::store::runs::Progress;
+use crate::store::transactions::{Fingerprinted, Update};
+use crate::store::{self, ResultExt, Store};
+
+use super::events;
+
+/// Where a page belongs.
+#[derive(Debug, Clone, Copy)]
+pub struct PageContext<'a> {
+    pub run_id: i64,
+    pub stream: &'static str,
+    pub client_id: i64,
+    pub source: Source,
+    /// The daemon's lease, checked before commit.
+    pub fence: Option<&'a Fence>,
+    /// Where to record the page's digest once applied (`sync.page_cache`), or `None`.
+    pub window: Option<WindowKey<'a>>,
+}
+
+/// What a committed page did.
+#[derive(Debug, Default)]
+pub struct PageOutcome {
+    pub progress: Progress,
+    pub anomalies: Vec<Anomaly>,
+    /// The type of each event written.
+    pub event_types: Vec<&'static str>,
+    /// Rows written with optional fields that could not be parsed (NULL, text in `extra`).
+    pub unparsed: Vec<(i64, Vec<&'static str>)>,
+}
+
+/// Applies a page, retrying the whole transaction on transient database errors (a dropped
+/// connection, a deadlock); a failed attempt leaves nothing behind.
+pub async fn apply_page_with_retries(
+    store: &Store,
+    ctx: PageContext<'_>,
+    page: &Page<Transaction>,
+    retries: u32,
+) -> Result<PageOutcome, store::Error> {
+    let rows: Vec<Fingerprinted<'_>> = page
+        .rows
+        .rows
+        .iter()
+        .map(|row| Fingerprinted {
+            row,
+            fingerprint: row.fingerprint(),
+        })
+        .collect();
+    with_db_retries(ctx.stream, retries, |attempt| {
+        apply_page(store, ctx, page, &rows, attempt)
+    })
+    .await
+}
+
+/// Runs a whole database transaction again while it fails transiently, up to `retries` times;
+/// the closure gets the attempt number (0 first).
+pub async fn with_db_retries<T, F, Fut>(
+    stream: &'static str,
+    retries: u32,
+    mut attempt_once: F,
+) -> Result<T, store::Error>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<T, store::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match attempt_once(attempt).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(e) if e.is_transient() && attempt < retries => {
+                attempt += 1;
+                let delay = Duration::from_millis(100 << attempt.min(6));
+                metrics::counter!("rotessa_page_retries_total", "stream" => stream).increment(1);
+                tracing::warn!(
+                    attempt,
+                    delay_ms = delay.as_millis() as u64,
+                    error = %e,
+                    "database transaction failed transiently; retrying it whole"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn apply_page(
+    store: &Store,
+    ctx: PageContext<'_>,
+    page: &Page<Transaction>,
+    rows: &[Fingerprinted<'_>],
+    attempt: u32,
+) -> Result<PageOutcome, store::Error> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.row.id).collect();
+
+    // 1. Cheap: what is stored, without a transaction or a lock.
+    let stored = store::transactions::fingerprints(store.pool(), &ids).await?;
+    let mut new = Vec::new();
+    let mut differing = Vec::new();
+    let mut unchanged = 0i64;
+    for r in rows {
+        match stored.get(&r.row.id) {
+            None => new.push(*r),
+            Some(fp) if *fp == r.fingerprint => unchanged += 1,
+            Some(_) => differing.push(*r),
+        }
+    }
+    let rows_seen = page.rows.len as i64;
+    if new.is_empty() && differing.is_empty() && page.rows.rejected.is_empty() {
+        // Nothing to write: this page cost one read (and, with the page cache, a note of its
+        // digest so that the same body is not even parsed next time). Its counts reach the run
+        // at its end.
+        if let Some(window) = ctx.window {
+            let mut conn = store.pool().acquire().await.op("recording a page digest")?;
+            page_digests::record(
+                &mut conn,
+                window,
+                page.number,
+                page.rows.digest,
+                page.rows.len,
+            )
+            .await?;
+        }
+        return Ok(PageOutcome {
+            progress: Progress {
+                pages: 1,
+                rows_seen,
+                unchanged,
+                ..Progress::default()
+            },
+            ..PageOutcome::default()
+        });
+    }
+
+    let mut tx = store.begin().await?;
+    let observed_at = events::observed_at(page.fetched_at);
+    let mut history = Vec::new();
+    let mut outbox = Vec::new();
+
+    // 2. New rows: COPY them (a first attempt), or insert skipping rows another writer has
+    //    inserted since (a retry). Only rows we inserted are first sightings.
+    new.sort_by_key(|r| r.row.id);
+    let inserted: HashSet<i64> = if attempt == 0 {
+        store::transactions::copy_new(&mut tx, &new).await?;
+        new.iter().map(|r| r.row.id).collect()
+    } else {
+        store::transactions::insert_new(&mut tx, &new)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    for r in &new {
+        if inserted.contains(&r.row.id) {
+            history.push(entry(r.row, None));
+            outbox.push(events::transaction_status_changed(
+                r.row,
+                None,
+                &observed_at,
+                ctx.source,
+            ));
+        } else {
+            // Another writer inserted it first: compare under the lock like any change.
+            differing.push(*r);
+        }
+    }
+
+    // 3. Differing rows: lock in id order, re-compare, apply the status rules.
+    let mut updates = Vec::new();
+    let mut anomalies = Vec::new();
+    if !differing.is_empty() {
+        differing.sort_by_key(|r| r.row.id);
+        let ids: Vec<i64> = differing.iter().map(|r| r.row.id).collect();
+        let current: HashMap<i64, store::transactions::Stored> =
+            store::transactions::lock_current(&mut tx, &ids)
+                .await?
+                .into_iter()
+                .map(|s| (s.id, s))
+                .collect();
+        for r in &differing {
+            let cur = current
+                .get(&r.row.id)
+                .ok_or(sqlx::Error::RowNotFound)
+                .op("a transaction row vanished while its page was written")?;
+            if cur.fingerprint == r.fingerprint {
+                unchanged += 1;
+                continue;
+            }
+            match Transition::classify(&cur.change, &r.row.status_change(), true) {
+                Transition::Backward => anomalies.push(Anomaly {
+                    transaction_id: r.row.id,
+                    stored_status: cur.change.status.as_str(),
+                    stored_status_reason: cur.change.status_reason.clone(),
+                    stored_status_at: cur.status_changed_at,
+                    observed_status: r.row.status.as_str(),
+                    observed_status_reason: r.row.status_reason.clone(),
+                }),
+                Transition::Forward => {
+                    updates.push(Update {
+                        row: *r,
+                        status_changed: true,
+                    });
+                    history.push(entry(r.row, Some(cur.change.status.as_str())));
+                    outbox.push(events::transaction_status_changed(
+                        r.row,
+                        Some(cur.change.status),
+                        &observed_at,
+                        ctx.source,
+                    ));
+                }
+                Transition::FieldsOnly | Transition::Unchanged => updates.push(Update {
+                    row: *r,
+                    status_changed: false,
+                }),
+            }
+        }
+        store::transactions::update(&mut tx, &updates).await?;
+    }
+
+    // 4. Everything else the page produced, in the same transaction.
+    let source = ctx.source.as_str();
+    store::history::append(&mut tx, &history, page.fetched_at, source, ctx.run_id).await?;
+    store::outbox::append(&mut tx, &outbox).await?;
+    store::anomalies::record(&mut tx, &anomalies, source, ctx.run_id).await?;
+    let origin = Origin {
+        stream: ctx.stream,
+        client_id: ctx.client_id,
+        run_id: ctx.run_id,
+        page: i32::try_from(page.number).unwrap_or(i32::MAX),
+    };
+    record_rejected(&mut tx, &page.rows.rejected, origin).await?;
+    let progress = Progress {
+        pages: 1,
+        rows_seen,
+        inserted: inserted.len() as i64,
+        updated: updates.len() as i64,
+        unchanged,
+        rejected: page.rows.rejected.len() as i64,
+        anomalies: anomalies.len() as i64,
+        events: outbox.len() as i64,
+    };
+    store::runs::add_progress(&mut tx, ctx.run_id, &progress).await?;
+    if let Some(window) = ctx.window {
+        page_digests::record(
+            &mut tx,
+            window,
+            page.number,
+            page.rows.digest,
+            page.rows.len,
+        )
+        .await?;
+    }
+    if !outbox.is_empty() {
+        store::outbox::notify(&mut tx).await?;
+    }
+    store::commit(tx, ctx.fence).await?;
+    // Unparseable optional fields are reported when their row is written, not at every read.
+    let unparsed = new
+        .iter()
+        .filter(|r| inserted.contains(&r.row.id))
+        .chain(updates.iter().map(|u| &u.row))
+        .filter(|r| !r.row.unparsed.is_empty())
+        .map(|r| (r.row.id, r.row.unparsed.clone()))
+        .collect();
+    Ok(PageOutcome {
+        progress,
+        anomalies,
+        event_types: outbox.iter().map(|e| e.event_type).collect(),
+        unparsed,
+    })
+}
+
+/// Quarantines rows the parser refused, in the caller's transaction.
+pub async fn record_rejected(
+    conn: &mut sqlx::PgConnection,
+    rows: &[RejectedRow],
+    origin: Origin<'_>,
+) -> Result<(), store::Error> {
+    let rows: Vec<Rejected<'_>> = rows
+        .iter()
+        .map(|r| Rejected {
+            raw: &r.raw,
+            error: &r.error,
+        })
+        .collect();
+    store::rejected::record(conn, &rows, origin).await
+}
+
+fn entry(t: &Transaction, from: Option<&'static str>) -> Entry {
+    Entry {
+        transaction_id: t.id,
+        from_status: from,
+        to_status: t.status.as_str(),
+        status_reason: t.status_reason.clone(),
+        decline_date: t.decline_date,
+    }
+}

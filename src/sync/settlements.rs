@@ -1,0 +1,224 @@
+//! The `settlements` stream: each client's settlement totals by settlement date, from
+//! (cursor - overlap_days) to today, upserted into `rotessa.settlements` with a
+//! `settlement.changed` event per new or changed date; then the reconciliation of those dates
+//! against the transactions, with an event whenever a date's outcome changes.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDate;
+use tracing::Instrument;
+
+use super::apply::{PageOutcome, record_rejected, with_db_retries};
+use super::convert::to_settlement;
+use super::events;
+use super::run::{RunError, RunReport};
+use super::{PassOptions, Syncer, windows};
+use crate::domain::Settlement;
+use crate::rotessa::{RejectedRow, WireSettlement};
+use crate::store::lease::Fence;
+use crate::store::rejected::Origin;
+use crate::store::runs::Progress;
+use crate::store::{self, ResultExt, Store, reconciliation, settlements};
+
+/// The stream's name in tables, logs and metrics.
+pub const STREAM: &str = "settlements";
+
+/// One run of the stream for one client.
+pub async fn run_scope(syncer: &Syncer, client_id: i64, opts: &PassOptions) -> RunReport {
+    let span = tracing::info_span!(
+        "run",
+        run_id = tracing::field::Empty,
+        stream = STREAM,
+        client = client_id
+    );
+    async {
+        let cfg = &syncer.settings.sync.settlements;
+        let window = match syncer.cursor_window(STREAM, client_id, cfg, opts).await {
+            Ok(window) => window,
+            Err(e) => return RunReport::not_started(STREAM, client_id, e),
+        };
+        let run = match syncer.start_run(STREAM, client_id, Some(window)).await {
+            Ok(run) => run,
+            Err(e) => return RunReport::not_started(STREAM, client_id, e),
+        };
+        // One request and one transaction per `window_days`, oldest first.
+        let result = async {
+            for part in windows::split(window.0, window.1, cfg.window_days) {
+                let (rows, mut rejected) = tokio::select! {
+                    biased;
+                    _ = syncer.cancel.cancelled() => return Err(RunError::Cancelled),
+                    fetched = syncer.client.settlements(client_id, part.0, part.1) => fetched?,
+                };
+                let settlements = validate(rows, client_id, &mut rejected);
+                let retries = syncer.settings.database.page_retries;
+                let outcome = with_db_retries(STREAM, retries, |_| {
+                    apply(
+                        &syncer.store,
+                        syncer.fence.as_ref(),
+                        run.id,
+                        client_id,
+                        part,
+                        &settlements,
+                        &rejected,
+                    )
+                })
+                .await?;
+                run.record(&outcome, &rejected, 0);
+            }
+            Ok(())
+        }
+        .await;
+        let cursor = window.1.min(syncer.today());
+        run.finish(&syncer.store, result, Some(cursor), syncer.stop_reason())
+            .await
+    }
+    .instrument(span)
+    .await
+}
+
+/// Converts rows, rejecting invalid ones and repeated dates (the first is kept).
+fn validate(
+    rows: Vec<WireSettlement>,
+    client_id: i64,
+    rejected: &mut Vec<RejectedRow>,
+) -> Vec<Settlement> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        if !seen.insert(row.settlement_date) {
+            rejected.push(RejectedRow {
+                error: format!(
+                    "settlement_date {} appears earlier in the response; the first is kept",
+                    row.settlement_date
+                ),
+                raw: row.raw,
+            });
+            continue;
+        }
+        let raw = row.raw.clone();
+        match to_settlement(row, client_id) {
+            Ok(s) => out.push(s),
+            Err(error) => rejected.push(RejectedRow { raw, error }),
+        }
+    }
+    out
+}
+
+fn same(stored: &settlements::StoredSettlement, s: &Settlement) -> bool {
+    stored.totals == s.totals && stored.extra == s.extra
+}
+
+/// One transaction: settlements compared and written, events, the reconciliation of the
+/// window's dates, rejected rows and the run's progress.
+async fn apply(
+    store: &Store,
+    fence: Option<&Fence>,
+    run_id: i64,
+    client_id: i64,
+    (from, to): (NaiveDate, NaiveDate),
+    rows: &[Settlement],
+    rejected: &[RejectedRow],
+) -> Result<PageOutcome, store::Error> {
+    let mut tx = store.begin().await?;
+    let dates: Vec<NaiveDate> = rows.iter().map(|r| r.settlement_date).collect();
+    let stored = settlements::current(&mut tx, client_id, &dates).await?;
+    let (mut new, mut differing, mut unchanged) = (Vec::new(), Vec::new(), 0i64);
+    for r in rows {
+        match stored.get(&r.settlement_date) {
+            None => new.push(r),
+            Some(s) if same(s, r) => unchanged += 1,
+            Some(_) => differing.push(r),
+        }
+    }
+    let mut outbox = Vec::new();
+    new.sort_by_key(|r| r.settlement_date);
+    let inserted: HashSet<NaiveDate> = settlements::insert_new(&mut tx, &new)
+        .await?
+        .into_iter()
+        .collect();
+    for r in &new {
+        if inserted.contains(&r.settlement_date) {
+            outbox.push(events::settlement_changed(r, None));
+        } else {
+            differing.push(r);
+        }
+    }
+    let mut updates = Vec::new();
+    if !differing.is_empty() {
+        differing.sort_by_key(|r| r.settlement_date);
+        let keys: Vec<NaiveDate> = differing.iter().map(|r| r.settlement_date).collect();
+        let locked = settlements::lock_current(&mut tx, client_id, &keys).await?;
+        for r in differing {
+            let current = locked
+                .get(&r.settlement_date)
+                .ok_or(sqlx::Error::RowNotFound)
+                .op("a settlement row vanished while it was written")?;
+            if same(current, r) {
+                unchanged += 1;
+            } else {
+                outbox.push(events::settlement_changed(r, Some(&current.totals)));
+                updates.push(r);
+            }
+        }
+        settlements::update(&mut tx, &updates).await?;
+    }
+
+    // Reconcile the window's dates; an event only where a date's outcome changed.
+    let comparisons = reconciliation::compare_client(&mut tx, client_id, from, to).await?;
+    let compared: Vec<NaiveDate> = comparisons.iter().map(|c| c.settlement_date).collect();
+    let states = reconciliation::states(&mut tx, client_id, &compared).await?;
+    let changed: Vec<(NaiveDate, bool)> = comparisons
+        .iter()
+        .filter(|c| states.get(&c.settlement_date) != Some(&c.matched))
+        .map(|c| (c.settlement_date, c.matched))
+        .collect();
+    let flipped: HashSet<NaiveDate> = reconciliation::record(&mut tx, client_id, &changed)
+        .await?
+        .into_iter()
+        .collect();
+    for c in comparisons
+        .iter()
+        .filter(|c| flipped.contains(&c.settlement_date))
+    {
+        if !c.matched {
+            tracing::warn!(
+                settlement_date = %c.settlement_date,
+                diff_total_approved = %c.diff_total_approved,
+                diff_total_declined = %c.diff_total_declined,
+                diff_total_chargeback = %c.diff_total_chargeback,
+                "settlement does not reconcile with the transactions"
+            );
+        }
+        outbox.push(events::reconciliation_changed(c));
+    }
+
+    store::outbox::append(&mut tx, &outbox).await?;
+    let origin = Origin {
+        stream: STREAM,
+        client_id,
+        run_id,
+        page: 1,
+    };
+    record_rejected(&mut tx, rejected, origin).await?;
+    let progress = Progress {
+        pages: 1,
+        rows_seen: (rows.len() + rejected.len()) as i64,
+        inserted: inserted.len() as i64,
+        updated: updates.len() as i64,
+        unchanged,
+        rejected: rejected.len() as i64,
+        anomalies: 0,
+        events: outbox.len() as i64,
+    };
+    store::runs::add_progress(&mut tx, run_id, &progress).await?;
+    if !outbox.is_empty() {
+        store::outbox::notify(&mut tx).await?;
+    }
+    store::commit(tx, fence).await?;
+    Ok(PageOutcome {
+        progress,
+        anomalies: Vec::new(),
+        event_types: outbox.iter().map(|e| e.event_type).collect(),
+        unparsed: Vec::new(),
+    })
+}

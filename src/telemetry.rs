@@ -1,0 +1,62 @@
+//! Logging: tracing with an EnvFilter, as pretty text or JSON lines on stderr.
+//!
+//! Spans carry the context of every line: `run` (run_id, stream, client), `window` (from, to) and
+//! `page` (page), so a retry or a rejected row can be traced to where it happened.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::config::{LogFormat, LogSettings};
+
+/// Installs the global subscriber writing to stderr. `RUST_LOG` wins over `log.level`.
+pub fn init(settings: &LogSettings) {
+    init_with_writer(settings, std::io::stderr);
+}
+
+/// Installs the global subscriber writing to `writer` (tests capture logs this way).
+pub fn init_with_writer<W>(settings: &LogSettings, writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    // sqlx reports server notices ("relation already exists, skipping") at INFO: keep them out
+    // unless asked for explicitly.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .or_else(|| {
+            EnvFilter::try_new(format!("{},sqlx::postgres::notice=warn", settings.level)).ok()
+        })
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    // Colour only for a person at a terminal, never into journald or files, and never with
+    // NO_COLOR set.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(writer);
+    // A second init (tests, the demo) keeps the first subscriber.
+    let _ = match settings.format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
+        LogFormat::Pretty => builder.with_target(false).compact().try_init(),
+    };
+}
+
+/// Installs the Prometheus recorder the daemon's `/metrics` renders. Counters and gauges written
+/// before (or without) it are no-ops, so one-shot commands pay nothing.
+pub fn install_metrics() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("rotessa_sync_run_duration_seconds".into()),
+            &[
+                0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+            ],
+        )
+        .and_then(|b| b.install_recorder())
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))
+}

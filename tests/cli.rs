@@ -1,0 +1,199 @@
+//! The real binary: exit codes 0, 1 and 2 with messages that say what to fix, and secrets
+//! that never reach logs, errors or `check` output.
+
+mod common;
+
+use common::*;
+use sqlx::PgPool;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const DB_PASSWORD: &str = "db-pw-7e1d44";
+
+fn base_env<'a>(server: &'a str, db: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("RECON_ROTESSA__BASE_URL", server),
+        ("RECON_ROTESSA__API_KEY", API_KEY),
+        ("RECON_ROTESSA__RETRY__INITIAL_BACKOFF_MS", "1"),
+        ("RECON_ROTESSA__RETRY__MAX_BACKOFF_MS", "2"),
+        ("DATABASE_URL", db),
+    ]
+}
+
+const SYNC_2019: [&str; 7] = [
+    "sync",
+    "--stream",
+    "transactions",
+    "--from",
+    "2019-01-01",
+    "--to",
+    "2019-12-31",
+];
+
+#[sqlx::test]
+async fn sync_migrates_syncs_and_exits_0(pool: PgPool) {
+    let server = MockServer::start().await;
+    serve_report(&server, &rows(1..=10, "Approved")).await;
+    let db = database_url(&pool);
+    let uri = server.uri();
+    let out = run_binary(&SYNC_2019, &base_env(&uri, &db));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("transactions [all clients] run"), "{text}");
+    assert!(text.contains("succeeded"), "{text}");
+    assert_eq!(count(&pool, "rotessa.transactions").await, 10);
+    // Twelve 31-day windows served the same rows: each transaction still has one event.
+    assert_eq!(count(&pool, "rotessa.outbox").await, 10);
+}
+
+#[sqlx::test]
+async fn a_refused_key_exits_1_and_says_what_to_fix(pool: PgPool) {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!(
+            {"errors": [{"error_code": "unauthorized", "error_message": "Invalid API key"}]}
+        )))
+        .mount(&server)
+        .await;
+    let db = database_url(&pool);
+    let uri = server.uri();
+    let out = run_binary(&SYNC_2019, &base_env(&uri, &db));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("HTTP 401: unauthorized: Invalid API key"),
+        "{text}"
+    );
+    assert!(text.contains("check ROTESSA_API_KEY"), "{text}");
+}
+
+#[sqlx::test]
+async fn usage_and_configuration_errors_exit_2(pool: PgPool) {
+    let db = database_url(&pool);
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            SYNC_2019.to_vec(),
+            vec![("DATABASE_URL", db.as_str())],
+            "no Rotessa API key: set ROTESSA_API_KEY",
+        ),
+        (
+            vec!["sync", "--from", "2019-12-31", "--to", "2019-01-01"],
+            base_env("http://127.0.0.1:9", &db),
+            "--from 2019-12-31 is after --to 2019-01-01",
+        ),
+        (
+            vec!["sync", "--from", "2019-02-30"],
+            base_env("http://127.0.0.1:9", &db),
+            "invalid value '2019-02-30' for '--from <DATE>'",
+        ),
+        (
+            vec!["sync", "--stream", "everything"],
+            base_env("http://127.0.0.1:9", &db),
+            "unknown stream \"everything\"",
+        ),
+        (
+            vec!["sync"],
+            [
+                base_env("http://127.0.0.1:9", &db),
+                vec![("RECON_ROTESSA__CONCURRENCY", "0")],
+            ]
+            .concat(),
+            "rotessa.concurrency must be at least 1",
+        ),
+        (
+            vec!["sync"],
+            [
+                base_env("http://127.0.0.1:9", &db),
+                vec![("RECON_ROTESSA__BASE_URL", "api.rotessa.com")],
+            ]
+            .concat(),
+            "rotessa.base_url \"api.rotessa.com\" is not an http(s) URL",
+        ),
+    ];
+    for (args, env, expected) in cases {
+        let out = run_binary(&args, &env);
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        assert!(
+            text.contains(expected),
+            "{args:?}: expected {expected:?} in {text}"
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_database_exits_1_without_its_password() {
+    let url = format!("postgres://postgres:{DB_PASSWORD}@127.0.0.1:1/nowhere");
+    let out = run_binary(
+        &SYNC_2019,
+        &[
+            ("RECON_ROTESSA__BASE_URL", "http://127.0.0.1:9"),
+            ("RECON_ROTESSA__API_KEY", API_KEY),
+            ("DATABASE_URL", &url),
+            ("RECON_DATABASE__ACQUIRE_TIMEOUT_SECS", "2"),
+        ],
+    );
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("cannot connect to PostgreSQL at 127.0.0.1:1/nowhere"),
+        "{text}"
+    );
+    assert!(!text.contains(DB_PASSWORD), "{text}");
+}
+
+#[sqlx::test]
+async fn secrets_reach_neither_debug_logs_nor_check_output(pool: PgPool) {
+    let server = MockServer::start().await;
+    serve_report(&server, &rows(1..=3, "Pending")).await;
+    // Trust auth ignores the password, so the URL with one still connects.
+    let db = database_url(&pool).replacen("postgres@", &format!("postgres:{DB_PASSWORD}@"), 1);
+    assert!(db.contains(DB_PASSWORD));
+    let uri = server.uri();
+    let mut env = base_env(&uri, &db);
+    env.push(("RUST_LOG", "trace"));
+
+    let sync = run_binary(&SYNC_2019, &env);
+    let check = run_binary(&["check"], &env);
+    let json_env = [env.clone(), vec![("RECON_LOG__FORMAT", "json")]].concat();
+    let json_sync = run_binary(&SYNC_2019, &json_env);
+    for (name, out) in [
+        ("sync", &sync),
+        ("check", &check),
+        ("json sync", &json_sync),
+    ] {
+        let text = output_text(out);
+        assert_eq!(out.status.code(), Some(0), "{name}: {text}");
+        assert!(
+            text.contains("DEBUG") || text.contains("\"DEBUG\"") || name == "check",
+            "{name} logged at debug: {text}"
+        );
+        assert!(!text.contains(API_KEY), "{name} leaked the API key");
+        assert!(
+            !text.contains(DB_PASSWORD),
+            "{name} leaked the database password"
+        );
+    }
+    let check_text = output_text(&check);
+    assert!(
+        check_text.contains("api_key = \"[redacted]\""),
+        "{check_text}"
+    );
+    assert!(check_text.contains("postgres: ok"), "{check_text}");
+    assert!(check_text.contains("rotessa: ok"), "{check_text}");
+
+    // The error path too: a refused key is reported without echoing it.
+    server.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    let failed = run_binary(&SYNC_2019, &env);
+    let text = output_text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{text}");
+    assert!(
+        !text.contains(API_KEY) && !text.contains(DB_PASSWORD),
+        "{text}"
+    );
+}

@@ -1,0 +1,77 @@
+//! The README's accounting queries run as written against a synced database.
+
+mod common;
+
+use common::platform::*;
+use common::*;
+use rotessa_recon::sync::{PassOptions, RunOutcome, Stream};
+use sqlx::PgPool;
+use wiremock::MockServer;
+
+/// The SQL blocks of the README section "Accounting queries".
+fn accounting_queries() -> Vec<String> {
+    let readme = include_str!("../README.md");
+    let section = readme
+        .split("## Accounting queries")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has an Accounting queries section");
+    section
+        .split("```sql")
+        .skip(1)
+        .map(|block| {
+            block
+                .split("```")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[sqlx::test]
+async fn every_accounting_query_runs(pool: PgPool) {
+    let server = MockServer::start().await;
+    let mut p = Platform {
+        clients: vec![7],
+        ..Platform::default()
+    };
+    let declined = txn(2, 7, "Pending", "30.00", "2026-11-10");
+    p.transactions = vec![
+        txn(1, 7, "Approved", "100.00", "2026-11-10"),
+        declined_in_report(&declined, "Declined", "NSF", "2026-11-09"),
+    ];
+    p.settlements.insert(
+        7,
+        vec![settlement(
+            "2026-11-10",
+            (1, "99.00"),
+            (1, "30.00"),
+            (0, "0.00"),
+        )],
+    );
+    p.mount(&server).await;
+    let syncer = syncer(
+        &pool,
+        settings(&server.uri(), &[("RECON_SYNC__TODAY", "2026-11-22")]),
+    );
+    for stream in Stream::ALL {
+        for r in syncer.run(stream, &PassOptions::default()).await {
+            assert_eq!(r.outcome, RunOutcome::Succeeded, "{r:?}");
+        }
+    }
+    let queries = accounting_queries();
+    assert!(queries.len() >= 5, "{queries:?}");
+    let mut returned = Vec::new();
+    for sql in &queries {
+        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("README query failed: {e}\n{sql}"));
+        returned.push(rows.len());
+    }
+    // Approved per settlement date, and the injected mismatch, are found.
+    assert_eq!(returned[0], 1, "approved amount per settlement date");
+    assert_eq!(returned[4], 1, "reconciliation mismatches");
+}

@@ -1,0 +1,942 @@
+//! The simulator against its contract (SPEC.md "The simulator", the Rotessa docs in
+//! shared/seeds): paging, determinism, the lifecycle under a moving clock, settlements that
+//! add up, faults at the configured rate, and the core sync converging under 20% faults.
+//!
+//! HTTP goes through reqwest against a running simulator; the sync test uses a real PostgreSQL
+//! database from `#[sqlx::test]` (DATABASE_URL). No sleeps, no timing thresholds.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use reqwest::StatusCode;
+use rotessa_recon::config::Settings;
+use rotessa_recon::rotessa::Client;
+use rotessa_recon::sim::{SimConfig, SimServer};
+use rotessa_recon::store::Store;
+use rotessa_recon::sync::{Clock, PassOptions, RunOutcome, Stream, Syncer};
+use serde_json::Value;
+use sqlx::PgPool;
+
+const REASONS: [&str; 10] = [
+    "NSF",
+    "Payment Stopped/Recalled",
+    "Edit Reject",
+    "Funds Not Cleared",
+    "Account Closed",
+    "Invalid/Incorrect Account No.",
+    "Account Not Found",
+    "Account Frozen",
+    "Agreement Revoked",
+    "No Debit Allowed",
+];
+
+/// The documented fields of a v2 transaction report row.
+const V2_FIELDS: [&str; 20] = [
+    "account_number",
+    "amount",
+    "client_id",
+    "created_at",
+    "comment",
+    "custom_identifier",
+    "customer_id",
+    "decline_date",
+    "earliest_approval_date",
+    "id",
+    "institution_number",
+    "process_date",
+    "settlement_date",
+    "status",
+    "status_reason",
+    "transaction_custom_identifieer",
+    "transaction_number",
+    "transaction_schedule_id",
+    "transit_number",
+    "updated_at",
+];
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+/// A Monday, so business-day arithmetic is easy to follow.
+fn today() -> NaiveDate {
+    d("2026-11-23")
+}
+
+fn config(transactions: u32) -> SimConfig {
+    SimConfig {
+        transactions,
+        today: today(),
+        ..SimConfig::default()
+    }
+}
+
+async fn start(config: SimConfig) -> SimServer {
+    SimServer::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn auth(sim: &SimServer) -> String {
+    format!("Token token=\"{}\"", sim.api_key())
+}
+
+/// One GET with the right key; the status and the body.
+async fn get(
+    http: &reqwest::Client,
+    sim: &SimServer,
+    path: &str,
+    query: &[(&str, String)],
+) -> (StatusCode, Vec<u8>) {
+    let response = http
+        .get(format!("{}{path}", sim.base_url()))
+        .header("Authorization", auth(sim))
+        .query(query)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.bytes().await.unwrap().to_vec())
+}
+
+fn rows(body: &[u8]) -> Vec<Value> {
+    serde_json::from_slice::<Vec<Value>>(body).unwrap()
+}
+
+/// Every row of a report, page by page, until a short page.
+async fn all_rows(
+    http: &reqwest::Client,
+    sim: &SimServer,
+    path: &str,
+    query: &[(&str, String)],
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    for page in 1.. {
+        let mut q = query.to_vec();
+        q.push(("page", page.to_string()));
+        let (status, body) = get(http, sim, path, &q).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let page_rows = rows(&body);
+        let n = page_rows.len();
+        assert!(n <= 1000);
+        out.extend(page_rows);
+        if n < 1000 {
+            return out;
+        }
+    }
+    out
+}
+
+fn wide(start: NaiveDate, end: NaiveDate) -> Vec<(&'static str, String)> {
+    vec![
+        ("start_date", start.to_string()),
+        ("end_date", end.to_string()),
+    ]
+}
+
+fn str_of<'a>(row: &'a Value, key: &str) -> Option<&'a str> {
+    row.get(key).and_then(Value::as_str)
+}
+
+/// Dates as the reports send them, zero padding optional.
+fn date_of(row: &Value, key: &str) -> Option<NaiveDate> {
+    str_of(row, key).map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap())
+}
+
+/// "1037.48" -> 103748.
+fn cents(text: &str) -> i64 {
+    let (units, frac) = text.split_once('.').unwrap();
+    assert_eq!(frac.len(), 2, "{text}");
+    units.parse::<i64>().unwrap() * 100 + frac.parse::<i64>().unwrap()
+}
+
+fn error_code(body: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(body).unwrap();
+    let errors = v["errors"].as_array().unwrap();
+    assert!(errors[0]["error_message"].as_str().is_some());
+    errors[0]["error_code"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn paging_matches_the_documentation() {
+    let sim = start(config(2500)).await;
+    let http = reqwest::Client::new();
+    let q = wide(d("2025-01-01"), d("2027-12-31"));
+
+    // 1000 a page, a short last page, then empty pages.
+    let mut lens = Vec::new();
+    let mut ids = Vec::new();
+    for page in 1..=4 {
+        let mut query = q.clone();
+        query.push(("page", page.to_string()));
+        let (status, body) = get(&http, &sim, "/v2/transaction_report", &query).await;
+        assert_eq!(status, StatusCode::OK);
+        let page_rows = rows(&body);
+        lens.push(page_rows.len());
+        ids.extend(page_rows.iter().map(|r| r["id"].as_i64().unwrap()));
+    }
+    assert_eq!(lens, vec![1000, 1000, 500, 0]);
+    assert_eq!(ids.len(), 2500);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "stable id order");
+
+    // The documented field set, with its quirks.
+    let all = all_rows(&http, &sim, "/v2/transaction_report", &q).await;
+    assert_eq!(all.len(), 2500);
+    let mut numeric_accounts = 0;
+    let mut unpadded = 0;
+    for row in &all {
+        let keys: HashSet<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, V2_FIELDS.into_iter().collect::<HashSet<_>>());
+        assert!(str_of(row, "amount").is_some(), "amounts are strings");
+        cents(str_of(row, "amount").unwrap());
+        if row["account_number"].is_number() {
+            numeric_accounts += 1;
+        } else {
+            assert!(str_of(row, "account_number").unwrap().starts_with('*'));
+        }
+        if str_of(row, "settlement_date").is_some_and(|s| s.len() == 9) {
+            unpadded += 1;
+        }
+        assert!(str_of(row, "created_at").unwrap().ends_with(".000-05:00"));
+        if str_of(row, "status") == Some("Future") {
+            assert!(row["updated_at"].is_null() && row["institution_number"].is_null());
+            assert!(row["transit_number"].is_null());
+        } else {
+            assert!(row["updated_at"].is_string() && row["institution_number"].is_string());
+        }
+    }
+    assert!((300..700).contains(&numeric_accounts), "{numeric_accounts}");
+    assert!(unpadded > 50, "{unpadded}");
+
+    // The documented curl form: GET with a JSON body.
+    let via_body = http
+        .get(format!("{}/v2/transaction_report", sim.base_url()))
+        .header("Authorization", auth(&sim))
+        .header("Content-Type", "application/json")
+        .body(r#"{"start_date":"2025-01-01","end_date":"2027-12-31","status":"All","page":2}"#)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut query = q.clone();
+    query.push(("page", "2".into()));
+    assert_eq!(
+        get(&http, &sim, "/v2/transaction_report", &query).await.1,
+        via_body
+    );
+
+    // Per client: the same rows, split; each row names its client.
+    let mut per_client = 0;
+    for id in sim.handle().client_ids() {
+        let path = format!("/v2/clients/{id}/transaction_report");
+        let client_rows = all_rows(&http, &sim, &path, &q).await;
+        assert!(client_rows.iter().all(|r| r["client_id"] == id));
+        per_client += client_rows.len();
+    }
+    assert_eq!(per_client, 2500);
+
+    // A status filter, and v1 with its `filter` synonym and its own field set.
+    let mut approved_q = q.clone();
+    approved_q.push(("status", "Approved".into()));
+    let approved = all_rows(&http, &sim, "/v2/transaction_report", &approved_q).await;
+    let expected = all.iter().filter(|r| r["status"] == "Approved").count();
+    assert_eq!(approved.len(), expected);
+    let mut v1_q = q.clone();
+    v1_q.push(("filter", "Approved".into()));
+    let v1 = all_rows(&http, &sim, "/v1/transaction_report", &v1_q).await;
+    assert_eq!(v1.len(), expected);
+    for row in &v1 {
+        assert_eq!(row["status"], "Approved");
+        for absent in [
+            "client_id",
+            "decline_date",
+            "transaction_custom_identifieer",
+        ] {
+            assert!(row.get(absent).is_none(), "v1 rows have no {absent}");
+        }
+    }
+
+    // Exactly 2000 rows: two full pages, then an empty one.
+    let even = start(config(2000)).await;
+    let mut query = q.clone();
+    query.push(("page", "3".into()));
+    let (status, body) = get(&http, &even, "/v2/transaction_report", &query).await;
+    assert_eq!((status, rows(&body).len()), (StatusCode::OK, 0));
+}
+
+#[tokio::test]
+async fn errors_are_the_documented_ones() {
+    let sim = start(config(100)).await;
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}/v2/transaction_report?start_date=2026-11-01",
+        sim.base_url()
+    );
+
+    let missing = http.get(&url).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&missing.bytes().await.unwrap()), "unauthorized");
+    for wrong in [
+        "Token token=\"nope\"",
+        "Bearer sim-key",
+        "Token token=sim-key",
+    ] {
+        let r = http
+            .get(&url)
+            .header("Authorization", wrong)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{wrong}");
+    }
+
+    type Query = Vec<(&'static str, String)>;
+    let cases: [(&str, Query, StatusCode); 5] = [
+        ("/v2/transaction_report", vec![], StatusCode::BAD_REQUEST),
+        (
+            "/v2/transaction_report",
+            vec![("start_date", "2026-02-30".into())],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v2/transaction_report",
+            vec![
+                ("start_date", "2026-02-01".into()),
+                ("status", "Bogus".into()),
+            ],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/v2/clients/999/transaction_report",
+            vec![("start_date", "2026-02-01".into())],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v2/clients/4321/transaction_decline_report",
+            vec![],
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (path, query, expected) in cases {
+        let (status, body) = get(&http, &sim, path, &query).await;
+        assert_eq!(status, expected, "{path} {query:?}");
+        error_code(&body);
+    }
+
+    // The clients list: the documented object, with a fake key that is not the API key.
+    let (status, body) = get(&http, &sim, "/v2/clients", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let clients = rows(&body);
+    assert_eq!(clients.len(), 3);
+    assert_eq!(clients[0]["id"], 4321);
+    assert_eq!(clients[1]["id"], 4325);
+    let key = clients[0]["api_keys"][0]["key"].as_str().unwrap();
+    assert_ne!(key, sim.api_key());
+    for field in [
+        "business_name",
+        "operating_as",
+        "status",
+        "address",
+        "owners",
+    ] {
+        assert!(clients[0].get(field).is_some(), "{field}");
+    }
+}
+
+#[tokio::test]
+async fn the_same_seed_gives_the_same_bytes() {
+    let http = reqwest::Client::new();
+    let a = start(config(2500)).await;
+    let b = start(config(2500)).await;
+    let c = start(SimConfig {
+        seed: 2,
+        ..config(2500)
+    })
+    .await;
+    let q = wide(d("2025-01-01"), d("2027-12-31"));
+    for page in ["1", "3"] {
+        let mut query = q.clone();
+        query.push(("page", page.into()));
+        let pa = get(&http, &a, "/v2/transaction_report", &query).await.1;
+        let pb = get(&http, &b, "/v2/transaction_report", &query).await.1;
+        let pc = get(&http, &c, "/v2/transaction_report", &query).await.1;
+        assert!(!pa.is_empty());
+        assert_eq!(pa, pb, "page {page}");
+        assert_ne!(pa, pc, "page {page}");
+    }
+    let settle = |sim: &SimServer| {
+        let http = http.clone();
+        let url = format!(
+            "{}/v2/clients/4325/settlements/show_by_settlement_date",
+            sim.base_url()
+        );
+        let key = auth(sim);
+        async move {
+            http.post(url)
+                .header("Authorization", key)
+                .json(&serde_json::json!({"start_date": "2026-06-01"}))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(settle(&a).await, settle(&b).await);
+    assert_ne!(settle(&a).await, settle(&c).await);
+    assert_eq!(
+        get(&http, &a, "/v2/clients", &[]).await,
+        get(&http, &b, "/v2/clients", &[]).await
+    );
+}
+
+fn rank(status: &str) -> u8 {
+    match status {
+        "Future" => 0,
+        "Pending" => 1,
+        "Approved" | "Declined" => 2,
+        "Chargeback" => 3,
+        other => panic!("unknown status {other}"),
+    }
+}
+
+#[tokio::test]
+async fn advancing_the_clock_drives_the_lifecycle_forward_only() {
+    let sim = start(SimConfig {
+        transactions: 1500,
+        history_days: 30,
+        future_days: 30,
+        ..config(0)
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let q = wide(d("2025-01-01"), d("2027-12-31"));
+    let mut last: HashMap<i64, String> = HashMap::new();
+    let mut moves: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for step in 0..130 {
+        if step > 0 {
+            sim.advance(1);
+        }
+        let today = sim.today();
+        for row in all_rows(&http, &sim, "/v2/transaction_report", &q).await {
+            let id = row["id"].as_i64().unwrap();
+            let status = str_of(&row, "status").unwrap().to_owned();
+            // Per status, the fields the documentation says go with it.
+            let failed = status == "Declined" || status == "Chargeback";
+            assert_eq!(row["decline_date"].is_string(), failed, "{row}");
+            if failed {
+                assert!(REASONS.contains(&str_of(&row, "status_reason").unwrap()));
+                assert!(date_of(&row, "decline_date").unwrap() <= today);
+            } else {
+                assert!(row["status_reason"].is_null());
+            }
+            let approved = status == "Approved" || status == "Chargeback";
+            assert_eq!(row["earliest_approval_date"].is_string(), approved, "{row}");
+            assert_eq!(row["updated_at"].is_null(), status == "Future", "{row}");
+
+            if let Some(before) = last.insert(id, status.clone())
+                && before != status
+            {
+                assert!(
+                    rank(&before) < rank(&status)
+                        && !(before == "Declined" && status == "Chargeback"),
+                    "transaction {id} moved {before} -> {status} on {today}"
+                );
+                *moves.entry((before, status)).or_default() += 1;
+            }
+        }
+    }
+    for (from, to) in [
+        ("Future", "Pending"),
+        ("Pending", "Approved"),
+        ("Pending", "Declined"),
+        ("Approved", "Chargeback"),
+    ] {
+        assert!(
+            moves.contains_key(&(from.to_owned(), to.to_owned())),
+            "never saw {from} -> {to}: {moves:?}"
+        );
+    }
+    // With daily steps nothing skips Pending (it lasts at least two business days).
+    assert!(
+        moves
+            .keys()
+            .all(|(from, to)| from != "Future" || to == "Pending"),
+        "{moves:?}"
+    );
+    let finals: HashSet<&str> = last.values().map(String::as_str).collect();
+    assert!(
+        !finals.contains("Future") && !finals.contains("Pending"),
+        "{finals:?}"
+    );
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Totals {
+    number: [i64; 3],
+    cents: [i64; 3],
+}
+
+#[tokio::test]
+async fn settlements_add_up_to_their_transactions() {
+    let sim = start(config(3000)).await;
+    let http = reqwest::Client::new();
+    let q = wide(d("2025-01-01"), d("2027-12-31"));
+    for step in 0..2 {
+        if step == 1 {
+            sim.advance(45);
+        }
+        let today = sim.today();
+        for client in sim.handle().client_ids() {
+            let txs = all_rows(
+                &http,
+                &sim,
+                &format!("/v2/clients/{client}/transaction_report"),
+                &q,
+            )
+            .await;
+            // What SQL over the synced rows would compute (the settlement_reconciliation view):
+            // approved and declined by settlement date, a chargeback by its decline date.
+            let mut expected: BTreeMap<NaiveDate, Totals> = BTreeMap::new();
+            let mut add = |day: NaiveDate, slot: usize, row: &Value| {
+                let t = expected.entry(day).or_default();
+                t.number[slot] += 1;
+                t.cents[slot] += cents(str_of(row, "amount").unwrap());
+            };
+            for row in &txs {
+                let settled = date_of(row, "settlement_date").unwrap();
+                let status = str_of(row, "status").unwrap();
+                if status == "Chargeback" {
+                    let charged = date_of(row, "decline_date").unwrap();
+                    assert!(charged <= today && charged > settled);
+                    add(charged, 2, row);
+                }
+                if settled > today {
+                    continue;
+                }
+                match status {
+                    "Approved" | "Chargeback" => add(settled, 0, row),
+                    "Declined" => add(settled, 1, row),
+                    other => panic!("{other} transaction settled on {settled} <= {today}"),
+                }
+            }
+            let url = format!(
+                "{}/v2/clients/{client}/settlements/show_by_settlement_date",
+                sim.base_url()
+            );
+            let answer: Vec<Value> = http
+                .post(&url)
+                .header("Authorization", auth(&sim))
+                .json(&serde_json::json!({"start_date": "2025-01-01", "end_date": "2027-12-31"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let mut served: BTreeMap<NaiveDate, Totals> = BTreeMap::new();
+            for s in &answer {
+                let n = |k: &str| s[k].as_i64().unwrap();
+                let c = |k: &str| cents(s[k].as_str().unwrap());
+                assert_eq!(n("number_payout"), n("number_approved"));
+                assert_eq!(c("total_payout"), 226 * n("number_approved"));
+                served.insert(
+                    date_of(s, "settlement_date").unwrap(),
+                    Totals {
+                        number: [
+                            n("number_approved"),
+                            n("number_declined"),
+                            n("number_chargeback"),
+                        ],
+                        cents: [
+                            c("total_approved"),
+                            c("total_declined"),
+                            c("total_chargeback"),
+                        ],
+                    },
+                );
+            }
+            assert!(!served.is_empty());
+            assert_eq!(served, expected, "client {client} on {today}");
+
+            // The decline report: the same failed rows, by decline date, without client_id.
+            let declines = all_rows(
+                &http,
+                &sim,
+                &format!("/v2/clients/{client}/transaction_decline_report"),
+                &[("start_date", "2025-01-01".into())],
+            )
+            .await;
+            let expected_ids: Vec<i64> = txs
+                .iter()
+                .filter(|r| r["decline_date"].is_string())
+                .map(|r| r["id"].as_i64().unwrap())
+                .collect();
+            let ids: Vec<i64> = declines.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+            assert_eq!(ids, expected_ids);
+            assert!(declines.iter().all(|r| r.get("client_id").is_none()));
+        }
+    }
+
+    // An injected mismatch moves exactly one settlement's total_approved.
+    let date = sim.today() - chrono::Days::new(3);
+    let fetch = || {
+        let http = http.clone();
+        let url = format!(
+            "{}/v2/clients/4321/settlements/show_by_settlement_date",
+            sim.base_url()
+        );
+        let key = auth(&sim);
+        async move {
+            let v: Vec<Value> = http
+                .post(url)
+                .header("Authorization", key)
+                .json(&serde_json::json!({"start_date": "2025-01-01"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v.into_iter()
+                .map(|s| {
+                    (
+                        date_of(&s, "settlement_date").unwrap(),
+                        cents(s["total_approved"].as_str().unwrap()),
+                    )
+                })
+                .collect::<BTreeMap<_, _>>()
+        }
+    };
+    let before = fetch().await;
+    let target = *before.keys().rev().find(|k| **k <= date).unwrap();
+    let adjusted: Value = http
+        .post(format!(
+            "{}/_sim/settlement_adjust?client=4321&date={target}&cents=250",
+            sim.base_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(adjusted["adjust_cents"], 250);
+    let after = fetch().await;
+    for (day, total) in &before {
+        let delta = if *day == target { 250 } else { 0 };
+        assert_eq!(after[day], total + delta, "{day}");
+    }
+}
+
+#[tokio::test]
+async fn faults_appear_at_about_the_configured_rate() {
+    let sim = start(SimConfig {
+        fault_rate: 0.3,
+        retry_after_secs: 7,
+        ..config(300)
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let q = wide(d("2025-01-01"), d("2027-12-31"));
+    let (mut internal, mut unavailable, mut limited, mut cut, mut reset, mut fine) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    for _ in 0..400 {
+        let sent = http
+            .get(format!("{}/v2/transaction_report", sim.base_url()))
+            .header("Authorization", auth(&sim))
+            .query(&q)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(_) => {
+                reset += 1;
+                continue;
+            }
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(_) => {
+                reset += 1;
+                continue;
+            }
+        };
+        match status {
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                assert_eq!(error_code(&body), "internal_server_error");
+                internal += 1;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                error_code(&body);
+                unavailable += 1;
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                error_code(&body);
+                assert_eq!(retry_after.as_deref(), Some("7"));
+                limited += 1;
+            }
+            StatusCode::OK => match serde_json::from_slice::<Vec<Value>>(&body) {
+                Ok(page) => {
+                    assert_eq!(page.len(), 300);
+                    fine += 1;
+                }
+                Err(_) => cut += 1,
+            },
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    let observed = internal + unavailable + limited + cut + reset;
+    assert_eq!(observed + fine, 400);
+    // Mean 120, standard deviation about 9: a bound no honest run misses.
+    assert!((70..=170).contains(&observed), "{observed} faults in 400");
+    let stats = sim.stats();
+    assert_eq!(stats.requests_served, 400);
+    assert_eq!(stats.faults.total(), observed);
+    assert_eq!(
+        (
+            stats.faults.internal_error,
+            stats.faults.unavailable,
+            stats.faults.too_many_requests,
+            stats.faults.cut_off,
+            stats.faults.reset
+        ),
+        (internal, unavailable, limited, cut, reset)
+    );
+    for n in [internal, unavailable, limited, cut, reset] {
+        assert!(n > 0, "every kind occurs");
+    }
+
+    // Admin routes are never faulted nor counted; faults can be switched off at run time.
+    for _ in 0..30 {
+        let state: Value = http
+            .get(format!("{}/_sim/state", sim.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(state["faults_total"], observed);
+    }
+    let switched: Value = http
+        .post(format!(
+            "{}/_sim/faults?rate=0&latency_ms=0",
+            sim.base_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(switched["fault_rate"], 0.0);
+    for _ in 0..50 {
+        let (status, body) = get(&http, &sim, "/v2/transaction_report", &q).await;
+        assert_eq!((status, rows(&body).len()), (StatusCode::OK, 300));
+    }
+    assert_eq!(sim.stats().requests_served, 450);
+    assert_eq!(sim.stats().faults.total(), observed);
+}
+
+/// The test's settings, through the same loading and validation as a user's.
+fn settings_for(sim: &SimServer) -> Settings {
+    let env: HashMap<String, String> = [
+        ("RECON_ROTESSA__BASE_URL", sim.base_url()),
+        ("RECON_ROTESSA__API_KEY", sim.api_key().to_owned()),
+        ("RECON_ROTESSA__RETRY__INITIAL_BACKOFF_MS", "5".to_owned()),
+        ("RECON_ROTESSA__RETRY__MAX_BACKOFF_MS", "20".to_owned()),
+        ("RECON_ROTESSA__RETRY__MAX_RETRIES", "4".to_owned()),
+        ("RECON_LOG__LEVEL", "error".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    Settings::load_from(None, &env).unwrap()
+}
+
+/// What a sync left in the database, minus bookkeeping times and event ids.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    rows: Vec<Value>,
+    events: Vec<(String, String, Option<String>, Option<String>)>,
+    anomalies: i64,
+    rejected: i64,
+}
+
+async fn outcome(pool: &PgPool) -> Outcome {
+    let rows: Vec<(Value,)> = sqlx::query_as(
+        "select to_jsonb(t) - 'first_seen_at' - 'changed_at' - 'status_changed_at' \
+         from rotessa.transactions t order by id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut events: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "select aggregateid, type, payload->>'from_status', payload->>'to_status' from rotessa.outbox",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    events.sort();
+    let anomalies: i64 = sqlx::query_scalar("select count(*) from rotessa.status_anomalies")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let rejected: i64 = sqlx::query_scalar("select count(*) from rotessa.rejected_records")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    Outcome {
+        rows: rows.into_iter().map(|(v,)| v).collect(),
+        events,
+        anomalies,
+        rejected,
+    }
+}
+
+/// Syncs the transactions stream at the start and after each of 5 clock steps (1 to 10 days); a pass whose
+/// runs fail (retries exhausted under faults) is run again at the same simulated day, as the
+/// daemon's next schedule would. Returns the faults the simulator injected.
+async fn sync_through_time(pool: &PgPool, fault_rate: f64) -> u64 {
+    let sim = start(SimConfig {
+        seed: 7,
+        transactions: 8000,
+        fault_rate,
+        retry_after_secs: 0,
+        ..config(0)
+    })
+    .await;
+    let settings = settings_for(&sim);
+    let client = Client::new(&settings.rotessa, settings.api_key().unwrap()).unwrap();
+    let syncer = Syncer::new(Store::from_pool(pool.clone()), client, Arc::new(settings))
+        .with_clock(Clock::Dynamic(sim.handle().clock()));
+    let mut repeated = 0;
+    for step in [0, 1, 2, 4, 7, 10] {
+        sim.advance(step);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let reports = syncer
+                .run(Stream::Transactions, &PassOptions::default())
+                .await;
+            assert!(!reports.is_empty());
+            if reports.iter().all(|r| r.outcome == RunOutcome::Succeeded) {
+                break;
+            }
+            assert!(
+                attempts < 20,
+                "no successful pass in 20 attempts: {reports:?}"
+            );
+            repeated += 1;
+        }
+    }
+    let stats = sim.stats();
+    println!(
+        "fault rate {fault_rate}: {} requests, faults {:?}, {repeated} passes repeated",
+        stats.requests_served, stats.faults
+    );
+    stats.faults.total()
+}
+
+#[sqlx::test]
+async fn sync_under_faults_converges_to_the_fault_free_result(pool: PgPool) {
+    assert_eq!(sync_through_time(&pool, 0.0).await, 0);
+    let clean = outcome(&pool).await;
+    assert!(clean.rows.len() > 2000, "{}", clean.rows.len());
+    assert!(
+        clean.events.iter().any(|e| e.2.is_some()),
+        "the clock steps produced transitions"
+    );
+
+    sqlx::query(
+        "do $$ declare t text; begin \
+           for t in select format('%I.%I', schemaname, tablename) from pg_tables \
+                    where schemaname = 'rotessa' loop \
+             execute 'truncate ' || t || ' restart identity cascade'; \
+           end loop; \
+         end $$",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let faults = sync_through_time(&pool, 0.2).await;
+    assert!(faults > 0, "faults were injected");
+    let faulty = outcome(&pool).await;
+    assert_eq!(faulty.rows.len(), clean.rows.len());
+    assert_eq!(faulty.events, clean.events);
+    assert_eq!(faulty, clean);
+    assert_eq!((clean.anomalies, clean.rejected), (0, 0));
+}
+
+/// Serving speed at scale: generation time, time to first page, rows/s over every page of
+/// 1,000,000 transactions, and resident memory. Run with
+/// `cargo test --release --test simulator -- --ignored --nocapture serves_a_million_rows`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test: run it explicitly in release mode"]
+async fn serves_a_million_rows() {
+    let started = Instant::now();
+    let sim = start(config(1_000_000)).await;
+    let generated = started.elapsed();
+    let http = reqwest::Client::new();
+    let q = wide(d("2020-01-01"), d("2030-12-31"));
+    let mut query = q.clone();
+    query.push(("page", "1".into()));
+    let first = Instant::now();
+    let (status, body) = get(&http, &sim, "/v2/transaction_report", &query).await;
+    assert_eq!(status, StatusCode::OK);
+    let first_page = first.elapsed();
+    drop(body);
+
+    let serving = Instant::now();
+    let (mut rows_seen, mut bytes) = (0usize, 0usize);
+    for page in 1.. {
+        let mut query = q.clone();
+        query.push(("page", page.to_string()));
+        let (status, body) = get(&http, &sim, "/v2/transaction_report", &query).await;
+        assert_eq!(status, StatusCode::OK);
+        let n = body
+            .windows(18)
+            .filter(|w| *w == b"{\"account_number\":")
+            .count();
+        rows_seen += n;
+        bytes += body.len();
+        if n < 1000 {
+            break;
+        }
+    }
+    let secs = serving.elapsed().as_secs_f64();
+    assert_eq!(rows_seen, 1_000_000);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mem: Vec<&str> = status
+        .lines()
+        .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
+        .collect();
+    println!(
+        "generated 1,000,000 transactions in {:.2} s; first page in {:.1} ms; served {rows_seen} rows \
+         ({:.0} MB) in {secs:.2} s = {:.0} rows/s ({:.0} MB/s), one connection, sequential pages; \
+         process memory (simulator and client): {}",
+        generated.as_secs_f64(),
+        first_page.as_secs_f64() * 1000.0,
+        bytes as f64 / 1e6,
+        rows_seen as f64 / secs,
+        bytes as f64 / 1e6 / secs,
+        mem.join(", ")
+    );
+}
