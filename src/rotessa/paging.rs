@@ -91,7 +91,9 @@ async fn fetch_all<T: Send + 'static>(
         } else {
             1
         };
-        while in_flight.0.len() < ahead && next <= client.max_pages() {
+        // Page `max_pages + 1` is still asked for: a window of exactly `max_pages` full pages
+        // ends with it empty; only rows there mean the window has too many pages.
+        while in_flight.0.len() < ahead && next <= client.max_pages().saturating_add(1) {
             let (client, request, convert) = (client.clone(), request.clone(), convert.clone());
             let number = next;
             let known_page = known.get(&number).copied();
@@ -134,6 +136,11 @@ async fn fetch_all<T: Send + 'static>(
                     page: number,
                 }))
                 .await;
+            return;
+        }
+        if number > client.max_pages() && rows.len > 0 {
+            let max = client.max_pages();
+            let _ = tx.send(Err(Error::TooManyPages { endpoint, max })).await;
             return;
         }
         previous_ids = ids;
