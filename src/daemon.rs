@@ -66,7 +66,11 @@ pub async fn run(
             addr: addr.clone(),
             source,
         })?;
-    tracing::info!(%addr, "serving /livez, /readyz and /metrics");
+    // The address actually bound: `http.listen` may ask for port 0.
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| addr.clone(), |a| a.to_string());
+    tracing::info!(addr = %bound, "serving /livez, /readyz and /metrics");
     let http_stop = CancellationToken::new();
     let http = tokio::spawn(http::serve(
         listener,

@@ -61,8 +61,15 @@ async fn connections_terminated_mid_run_never_lose_or_repeat_anything(pool: PgPo
             run_binary(&args, &env)
         })
     };
-    // Kill the sync's connections again and again while it runs.
+    // Once the run is recorded (start-up and migrations are not what this tests), kill the
+    // sync's connections again and again while it runs, at irregular intervals (130-270 ms,
+    // seeded) so that the kills do not fall into step with the sync's retry delays.
+    wait_until("the run is recorded", LIMIT, || async {
+        child.is_finished() || count(&pool, "rotessa.sync_runs").await > 0
+    })
+    .await;
     let mut kills = 0;
+    let mut seed: u64 = 0x5eed;
     while !child.is_finished() && kills < 200 {
         kills += scalar(
             &pool,
@@ -70,7 +77,10 @@ async fn connections_terminated_mid_run_never_lose_or_repeat_anything(pool: PgPo
              where application_name = 'rotessa-recon' and datname = current_database()",
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        tokio::time::sleep(Duration::from_millis(130 + (seed >> 33) % 141)).await;
     }
     let first = child.join().unwrap();
     assert!(kills > 0, "no connection was terminated");

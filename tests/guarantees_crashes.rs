@@ -303,6 +303,18 @@ async fn sigkill_at_random_points_then_restart_ends_as_the_clean_run(pool: PgPoo
                 exited = Some(child.kill());
             }
             let status = exited.expect("an exit status");
+            // The dead process's server sessions finish what they were already sent (a run's
+            // insert, a commit) before they notice; read the outcome only once they are gone.
+            wait_until("the killed process's sessions end", LIMIT, || async {
+                scalar(
+                    &pool,
+                    "select count(*) from pg_stat_activity
+                     where application_name = 'rotessa-recon' and datname = current_database()",
+                )
+                .await
+                    == 0
+            })
+            .await;
             let landed_now = status.signal() == Some(9);
             if landed_now {
                 landed += 1;

@@ -86,7 +86,7 @@ async fn a_writer_that_lost_its_lease_commits_no_page(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_takeover_waits_for_a_busy_page_that_passed_the_check(pool: PgPool) {
-    let short = Duration::from_millis(300);
+    let short = Duration::from_secs(1);
     let holder = lease::try_acquire(&pool, SCHEDULER, "old", short)
         .await
         .unwrap()
@@ -100,7 +100,7 @@ async fn a_takeover_waits_for_a_busy_page_that_passed_the_check(pool: PgPool) {
         .await
         .unwrap();
     // The lease expires on the server's clock while the page holds it.
-    sqlx::query("select pg_sleep(0.4)")
+    sqlx::query("select pg_sleep(1.3)")
         .execute(&pool)
         .await
         .unwrap();
@@ -122,7 +122,7 @@ async fn a_takeover_waits_for_a_busy_page_that_passed_the_check(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_page_paused_after_the_check_is_ended_and_cannot_commit(pool: PgPool) {
-    let short = Duration::from_millis(300);
+    let short = Duration::from_secs(1);
     let holder = lease::try_acquire(&pool, SCHEDULER, "old", short)
         .await
         .unwrap()
@@ -138,7 +138,7 @@ async fn a_page_paused_after_the_check_is_ended_and_cannot_commit(pool: PgPool) 
     lease::check(&mut page, &holder).await.unwrap();
     // The writer is paused (SIGSTOP) here. The server ends its idle session after the TTL,
     // which frees the lease for a standby...
-    sqlx::query("select pg_sleep(0.8)")
+    sqlx::query("select pg_sleep(2.5)")
         .execute(&pool)
         .await
         .unwrap();

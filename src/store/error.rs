@@ -42,7 +42,15 @@ impl Error {
             sqlx::Error::Database(db) => db.code().is_some_and(|code| {
                 matches!(
                     code.as_ref(),
-                    "23505" | "40001" | "40P01" | "55P03" | "57P01" | "57P02" | "57P03"
+                    "23505"
+                        | "25P03"
+                        | "40001"
+                        | "40P01"
+                        | "55P03"
+                        | "57P01"
+                        | "57P02"
+                        | "57P03"
+                        | "57P05"
                 ) || code.starts_with("08")
                     || code.starts_with("53")
             }),

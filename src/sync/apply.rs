@@ -83,7 +83,7 @@ where
             Ok(outcome) => return Ok(outcome),
             Err(e) if e.is_transient() && attempt < retries => {
                 attempt += 1;
-                let delay = Duration::from_millis(100 << attempt.min(6));
+                let delay = jittered(Duration::from_millis(100 << attempt.min(6)));
                 metrics::counter!("rotessa_page_retries_total", "stream" => stream).increment(1);
                 tracing::warn!(
                     attempt,
@@ -96,6 +96,18 @@ where
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A delay between half of `base` and `base`, at random: retries of writers that failed
+/// together (a restarted server, a killed batch of connections) do not retry in lockstep.
+fn jittered(base: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let half = base / 2;
+    let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+    half + Duration::from_nanos(random % nanos.saturating_add(1))
 }
 
 async fn apply_page(
@@ -306,5 +318,20 @@ fn entry(t: &Transaction, from: Option<&'static str>) -> Entry {
         to_status: t.status.as_str(),
         status_reason: t.status_reason.clone(),
         decline_date: t.decline_date,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jittered_delay_stays_between_half_and_all_of_its_base() {
+        let base = Duration::from_millis(400);
+        let delays: Vec<Duration> = (0..200).map(|_| jittered(base)).collect();
+        assert!(delays.iter().all(|d| *d >= base / 2 && *d <= base));
+        let first = delays[0];
+        assert!(delays.iter().any(|d| *d != first), "the delays vary");
+        assert_eq!(jittered(Duration::ZERO), Duration::ZERO);
     }
 }

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -10,26 +12,28 @@ use rotessa_recon::sim::{SimConfig, SimServer};
 /// A daemon process; killed when dropped.
 pub struct Daemon {
     pub child: Child,
-    pub port: u16,
+    /// The HTTP port, read from the log once the daemon has bound it (it binds port 0, so no
+    /// other process can take the port between choosing and binding it).
+    port: OnceLock<u16>,
     pub log: PathBuf,
 }
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+/// Schedules that never fire while a test runs (midnight on January 1st): a test sets the
+/// schedules it needs, so a wall-clock default (every 15 min, hourly) cannot add runs.
+const QUIET: &str = "0 0 0 1 1 *";
 
 impl Daemon {
     /// Starts `rotessa-recon run` against `rotessa` and `database`, with `extra` env on top of
-    /// fast test settings (short lease, fast retries, only the transactions stream).
+    /// fast test settings (short lease, fast retries, only the transactions stream, schedules
+    /// that do not fire).
     pub fn spawn(database: &str, rotessa: &str, extra: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("recon-daemon-{port}.log"));
+        static SPAWNED: AtomicUsize = AtomicUsize::new(0);
+        let log = std::env::temp_dir().join(format!(
+            "recon-daemon-{}-{}.log",
+            std::process::id(),
+            SPAWNED.fetch_add(1, Ordering::Relaxed)
+        ));
         let file = std::fs::File::create(&log).expect("log file");
-        let listen = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotessa-recon"));
         cmd.arg("run")
             .env_clear()
@@ -39,17 +43,23 @@ impl Daemon {
             .env("RECON_ROTESSA__API_KEY", super::API_KEY)
             .env("RECON_ROTESSA__RETRY__INITIAL_BACKOFF_MS", "5")
             .env("RECON_ROTESSA__RETRY__MAX_BACKOFF_MS", "20")
-            .env("RECON_HTTP__LISTEN", &listen)
+            .env("RECON_HTTP__LISTEN", "127.0.0.1:0")
             .env("RECON_LEASE__TTL_SECS", "3")
             .env("RECON_SYNC__HEARTBEAT_SECS", "1")
             .env("RECON_SYNC__RUN_STALE_SECS", "4")
             .env("RECON_SYNC__TODAY", "2019-03-12")
             .env("RECON_SYNC__TRANSACTIONS__LOOKBACK_DAYS", "0")
             .env("RECON_SYNC__TRANSACTIONS__HORIZON_DAYS", "0")
+            .env("RECON_SYNC__TRANSACTIONS__SCHEDULE", QUIET)
+            .env("RECON_SYNC__CLIENTS__SCHEDULE", QUIET)
+            .env("RECON_SYNC__DECLINES__SCHEDULE", QUIET)
+            .env("RECON_SYNC__SETTLEMENTS__SCHEDULE", QUIET)
+            .env("RECON_OUTBOX__PRUNE_SCHEDULE", QUIET)
             .env("RECON_SYNC__CLIENTS__ENABLED", "false")
             .env("RECON_SYNC__DECLINES__ENABLED", "false")
             .env("RECON_SYNC__SETTLEMENTS__ENABLED", "false")
             .env("RECON_LOG__LEVEL", "info")
+            .env("RECON_LOG__FORMAT", "pretty")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file);
@@ -57,7 +67,29 @@ impl Daemon {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start rotessa-recon run");
-        Self { child, port, log }
+        Self {
+            child,
+            port: OnceLock::new(),
+            log,
+        }
+    }
+
+    /// The HTTP port, once the daemon has logged `serving /livez ... addr=127.0.0.1:PORT`.
+    fn port(&self) -> Option<u16> {
+        if let Some(port) = self.port.get() {
+            return Some(*port);
+        }
+        let log = self.log();
+        let line = log.lines().find(|l| l.contains("serving /livez"))?;
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))?;
+        let port: u16 = addr.rsplit(':').next()?.parse().ok()?;
+        Some(*self.port.get_or_init(|| port))
+    }
+
+    fn url(&self, path: &str) -> Option<String> {
+        Some(format!("http://127.0.0.1:{}{path}", self.port()?))
     }
 
     /// The process id.
@@ -76,7 +108,7 @@ impl Daemon {
 
     /// `/readyz`: status code and JSON body, or `None` if nothing answers.
     pub async fn readyz(&self) -> Option<(u16, serde_json::Value)> {
-        let url = format!("http://127.0.0.1:{}/readyz", self.port);
+        let url = self.url("/readyz")?;
         let response = reqwest::get(url).await.ok()?;
         let status = response.status().as_u16();
         Some((status, response.json().await.ok()?))
@@ -90,7 +122,9 @@ impl Daemon {
 
     /// `/metrics` text.
     pub async fn metrics(&self) -> String {
-        let url = format!("http://127.0.0.1:{}/metrics", self.port);
+        let Some(url) = self.url("/metrics") else {
+            return String::new();
+        };
         match reqwest::get(url).await {
             Ok(r) => r.text().await.unwrap_or_default(),
             Err(_) => String::new(),
@@ -99,7 +133,9 @@ impl Daemon {
 
     /// `/livez` answers.
     pub async fn live(&self) -> bool {
-        let url = format!("http://127.0.0.1:{}/livez", self.port);
+        let Some(url) = self.url("/livez") else {
+            return false;
+        };
         reqwest::get(url)
             .await
             .is_ok_and(|r| r.status().is_success())

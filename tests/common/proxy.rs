@@ -27,17 +27,19 @@ impl Proxy {
             let (up, connections) = (Arc::clone(&up), Arc::clone(&connections));
             tokio::spawn(async move {
                 while let Ok((mut inbound, _)) = listener.accept().await {
+                    // Checked and registered under the lock `cut` takes, so a connection
+                    // accepted while it runs cannot survive it.
+                    let mut open = connections.lock().expect("proxy connections");
                     if !up.load(Ordering::SeqCst) {
                         drop(inbound);
                         continue;
                     }
-                    let task = tokio::spawn(async move {
+                    open.push(tokio::spawn(async move {
                         if let Ok(mut outbound) = TcpStream::connect(target).await {
                             let _ =
                                 tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                         }
-                    });
-                    connections.lock().expect("proxy connections").push(task);
+                    }));
                 }
             })
         };
@@ -51,13 +53,9 @@ impl Proxy {
 
     /// Drops every connection and refuses new ones.
     pub fn cut(&self) {
+        let mut open = self.connections.lock().expect("proxy connections");
         self.up.store(false, Ordering::SeqCst);
-        for task in self
-            .connections
-            .lock()
-            .expect("proxy connections")
-            .drain(..)
-        {
+        for task in open.drain(..) {
             task.abort();
         }
     }
