@@ -197,3 +197,27 @@ async fn secrets_reach_neither_debug_logs_nor_check_output(pool: PgPool) {
         "{text}"
     );
 }
+
+#[sqlx::test]
+async fn status_shows_a_run_whose_process_died_as_abandoned(pool: PgPool) {
+    // A `sync` killed an hour ago, with no daemon and no later run to notice.
+    sqlx::query(
+        "insert into rotessa.sync_runs (stream, status, started_at, heartbeat_at, host)
+         values ('transactions', 'running', now() - interval '1 hour',
+                 now() - interval '1 hour', 'gone:1')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let db = database_url(&pool);
+    let out = run_binary(&["status"], &[("DATABASE_URL", db.as_str())]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("abandoned"), "{text}");
+    assert!(!text.contains("running"), "{text}");
+    let status: String = sqlx::query_scalar("select status from rotessa.sync_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "abandoned");
+}

@@ -348,6 +348,37 @@ async fn changed_settlement_totals_emit_once_and_the_reconciliation_flags_the_mi
 }
 
 #[sqlx::test]
+async fn a_settlement_changed_only_outside_its_totals_is_written_without_an_event(pool: PgPool) {
+    let server = MockServer::start().await;
+    let mut p = three_clients();
+    p.mount(&server).await;
+    let syncer = syncer(&pool, platform_settings(&server, &[]));
+    assert_all_succeeded(&sync_all(&syncer).await);
+    let before = count(&pool, "rotessa.outbox").await;
+
+    // A field this version does not know appears: kept in `extra`, the totals are the same.
+    let mut row = settlement("2026-11-10", (2, "150.00"), (1, "30.00"), (0, "0.00"));
+    row["batch_label"] = serde_json::json!("B-7");
+    p.settlements.insert(1002, vec![row]);
+    p.mount(&server).await;
+    assert_all_succeeded(&sync_all(&syncer).await);
+
+    let extra: Option<Value> = sqlx::query_scalar(
+        "select extra from rotessa.settlements
+         where client_id = 1002 and settlement_date = '2026-11-10'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(extra.unwrap()["batch_label"], "B-7");
+    assert_eq!(
+        count(&pool, "rotessa.outbox").await,
+        before,
+        "no settlement.changed without a change of totals"
+    );
+}
+
+#[sqlx::test]
 async fn one_clients_error_fails_only_that_clients_run(pool: PgPool) {
     let server = MockServer::start().await;
     let mut p = three_clients();

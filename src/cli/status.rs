@@ -13,6 +13,17 @@ use crate::store::{Store, lease};
 /// Prints the status tables.
 pub async fn run(settings: &Settings) -> Result<ExitCode, Failure> {
     let store = Store::connect(&settings.database).await?;
+    // A run whose process died shows as abandoned, not running, even when no daemon or later
+    // run has noticed yet (the same rule as theirs: no heartbeat for `sync.run_stale_secs`).
+    let stale_after = std::time::Duration::from_secs(settings.sync.run_stale_secs);
+    match runs::abandon_stale(store.pool(), stale_after).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            abandoned = n,
+            "marked runs without a heartbeat as abandoned"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot check for abandoned runs"),
+    }
     let latest = runs::latest(store.pool()).await?;
     let failures = runs::recent_failures(store.pool(), 10).await?;
     let holder = lease::holder(store.pool(), lease::SCHEDULER).await?;

@@ -156,7 +156,11 @@ async fn apply(
             if same(current, r) {
                 unchanged += 1;
             } else {
-                outbox.push(events::settlement_changed(r, Some(&current.totals)));
+                // `settlement.changed` is about totals: a change only to fields kept in
+                // `extra` is written without an event.
+                if current.totals != r.totals {
+                    outbox.push(events::settlement_changed(r, Some(&current.totals)));
+                }
                 updates.push(r);
             }
         }
