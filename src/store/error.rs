@@ -27,7 +27,8 @@ pub enum Error {
 
 impl Error {
     /// Whether retrying the whole page transaction may succeed: a lost connection, a deadlock,
-    /// a serialization failure, a lock not granted within `lock_timeout`, a server shutting
+    /// a serialization failure, a lock not granted within `lock_timeout`, a session ended by an
+    /// idle timeout (a paused writer: its retry meets the fencing check), a server shutting
     /// down, restarting or out of connections, or a unique violation (another writer inserted a
     /// row this page meant to `COPY`; the retry skips it).
     pub fn is_transient(&self) -> bool {

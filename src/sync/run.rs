@@ -17,8 +17,8 @@ use crate::store::page_digests::WindowKey;
 use crate::store::runs::{self, Outcome, Progress};
 use crate::store::{self, Store, sync_state};
 
-/// How many times recording a run's outcome is retried after a transient database error
-/// (at most about 13 s of backoff in all), whatever `database.page_retries` says: a run that failed
+/// How many times recording a run's outcome is retried after a transient database error (at
+/// most about 13 s of backoff in all), whatever `database.page_retries` says: a run that failed
 /// because its connections were lost should still end `failed`, not stay `running`.
 const OUTCOME_RETRIES: u32 = 6;
 
