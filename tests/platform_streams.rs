@@ -325,9 +325,33 @@ async fn changed_settlement_totals_emit_once_and_the_reconciliation_flags_the_mi
     .unwrap();
     assert_eq!(mismatched, vec![(1002, false)]);
 
-    // Unchanged: nothing more. Corrected: one change and the date matches again.
+    // Unchanged: nothing more.
     assert_all_succeeded(&sync_all(&syncer).await);
     assert_eq!(count(&pool, "rotessa.outbox").await, before + 2);
+
+    // The mismatch grows: the settlement changed, and so did the comparison.
+    p.settlements.insert(
+        1002,
+        vec![settlement(
+            "2026-11-10",
+            (2, "150.05"),
+            (1, "30.00"),
+            (0, "0.00"),
+        )],
+    );
+    p.mount(&server).await;
+    assert_all_succeeded(&sync_all(&syncer).await);
+    let last: Vec<(String, Value)> =
+        sqlx::query_as("select type, payload from rotessa.outbox order by seq desc limit 2")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(count(&pool, "rotessa.outbox").await, before + 4);
+    assert_eq!(last[0].0, "reconciliation.mismatch");
+    assert_eq!(last[0].1["difference"]["total_approved"], "0.05");
+    assert_eq!(last[1].0, "settlement.changed");
+
+    // Corrected: one change and the date matches again.
     p.settlements.insert(
         1002,
         vec![settlement(
@@ -376,6 +400,42 @@ async fn a_settlement_changed_only_outside_its_totals_is_written_without_an_even
         before,
         "no settlement.changed without a change of totals"
     );
+}
+
+#[sqlx::test]
+async fn comparisons_recorded_before_differences_were_are_filled_in_without_events(pool: PgPool) {
+    let server = MockServer::start().await;
+    let mut p = three_clients();
+    p.settlements.insert(
+        1002,
+        vec![settlement(
+            "2026-11-10",
+            (2, "150.01"),
+            (1, "30.00"),
+            (0, "0.00"),
+        )],
+    );
+    p.mount(&server).await;
+    let syncer = syncer(&pool, platform_settings(&server, &[]));
+    assert_all_succeeded(&sync_all(&syncer).await);
+    // As a database upgraded from a version that kept only the outcome.
+    sqlx::query("update rotessa.reconciliation_state set difference = null")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let before = count(&pool, "rotessa.outbox").await;
+
+    assert_all_succeeded(&sync_all(&syncer).await);
+    assert_eq!(count(&pool, "rotessa.outbox").await, before, "no event");
+    let differences: Vec<Option<Value>> = sqlx::query_scalar(
+        "select difference from rotessa.reconciliation_state order by client_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(differences.len(), 3);
+    assert!(differences.iter().all(Option::is_some), "{differences:?}");
+    assert_eq!(differences[1].as_ref().unwrap()["total_approved"], "0.01");
 }
 
 #[sqlx::test]

@@ -1,6 +1,6 @@
 //! The settlement reconciliation: reading `rotessa.settlement_reconciliation`, and
-//! `rotessa.reconciliation_state`, which remembers each date's last outcome so that an event is
-//! emitted only when it changes.
+//! `rotessa.reconciliation_state`, which remembers each date's last outcome and difference so
+//! that an event is emitted only when they change.
 
 use std::collections::HashMap;
 
@@ -76,50 +76,141 @@ pub async fn report(
         .op("reading the reconciliation")
 }
 
-/// The last recorded outcome per date, without locks.
+impl Comparison {
+    /// Rotessa's figures minus the computed ones, counts and totals: what `reconciliation_state`
+    /// remembers to tell a changed mismatch from the same one seen again.
+    pub fn difference(&self) -> serde_json::Value {
+        serde_json::json!({
+            "number_approved": i64::from(self.rotessa_number_approved) - self.computed_number_approved,
+            "total_approved": self.diff_total_approved.to_string(),
+            "number_declined": i64::from(self.rotessa_number_declined) - self.computed_number_declined,
+            "total_declined": self.diff_total_declined.to_string(),
+            "number_chargeback": i64::from(self.rotessa_number_chargeback) - self.computed_number_chargeback,
+            "total_chargeback": self.diff_total_chargeback.to_string(),
+        })
+    }
+}
+
+/// What was recorded for a date: its outcome, and its difference (`None` if recorded before
+/// differences were).
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    pub matched: bool,
+    pub difference: Option<serde_json::Value>,
+}
+
+/// The last recorded comparison per date, without locks.
 pub async fn states(
     conn: &mut PgConnection,
     client_id: i64,
     dates: &[NaiveDate],
-) -> Result<HashMap<NaiveDate, bool>, Error> {
+) -> Result<HashMap<NaiveDate, State>, Error> {
     const SQL: &str = r#"
-        select settlement_date, matched from rotessa.reconciliation_state
+        select settlement_date, matched, difference from rotessa.reconciliation_state
         where client_id = $1 and settlement_date = any($2)
     "#;
-    let rows: Vec<(NaiveDate, bool)> = sqlx::query_as(SQL)
+    let rows: Vec<(NaiveDate, bool, Option<serde_json::Value>)> = sqlx::query_as(SQL)
         .bind(client_id)
         .bind(dates)
         .fetch_all(conn)
         .await
         .op("reading reconciliation states")?;
-    Ok(rows.into_iter().collect())
+    Ok(rows
+        .into_iter()
+        .map(|(date, matched, difference)| {
+            (
+                date,
+                State {
+                    matched,
+                    difference,
+                },
+            )
+        })
+        .collect())
 }
 
-/// Records new outcomes; returns the dates whose outcome this call changed. Concurrent callers
-/// serialize on each row, so a flip is reported to exactly one of them.
+/// A date's comparison to record.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub settlement_date: NaiveDate,
+    pub matched: bool,
+    pub difference: serde_json::Value,
+}
+
+/// Records new comparisons; returns the dates whose outcome or difference this call changed.
+/// Concurrent callers serialize on each row, so a change is reported to exactly one of them.
 pub async fn record(
     conn: &mut PgConnection,
     client_id: i64,
-    outcomes: &[(NaiveDate, bool)],
+    comparisons: &[Recorded],
 ) -> Result<Vec<NaiveDate>, Error> {
     const SQL: &str = r#"
-        insert into rotessa.reconciliation_state as r (client_id, settlement_date, matched)
-        select $1, d, m from unnest($2::date[], $3::bool[]) as n(d, m)
+        insert into rotessa.reconciliation_state as r (client_id, settlement_date, matched, difference)
+        select $1, d, m, diff from unnest($2::date[], $3::bool[], $4::jsonb[]) as n(d, m, diff)
         order by d
         on conflict (client_id, settlement_date) do update set
             matched = excluded.matched,
+            difference = excluded.difference,
             changed_at = now()
-        where r.matched is distinct from excluded.matched
+        where (r.matched, r.difference) is distinct from (excluded.matched, excluded.difference)
         returning settlement_date
     "#;
-    if outcomes.is_empty() {
+    if comparisons.is_empty() {
         return Ok(Vec::new());
     }
     sqlx::query_scalar(SQL)
         .bind(client_id)
-        .bind(outcomes.iter().map(|o| o.0).collect::<Vec<_>>())
-        .bind(outcomes.iter().map(|o| o.1).collect::<Vec<_>>())
+        .bind(
+            comparisons
+                .iter()
+                .map(|c| c.settlement_date)
+                .collect::<Vec<_>>(),
+        )
+        .bind(comparisons.iter().map(|c| c.matched).collect::<Vec<_>>())
+        .bind(
+            comparisons
+                .iter()
+                .map(|c| &c.difference)
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(conn)
         .await
         .op("recording reconciliation states")
+}
+
+/// Fills in the difference of dates recorded before differences were, whose outcome has not
+/// changed: no event, since nothing is known to have changed.
+pub async fn fill_in_differences(
+    conn: &mut PgConnection,
+    client_id: i64,
+    comparisons: &[Recorded],
+) -> Result<(), Error> {
+    const SQL: &str = r#"
+        update rotessa.reconciliation_state r set difference = n.diff
+        from unnest($2::date[], $3::bool[], $4::jsonb[]) as n(d, m, diff)
+        where r.client_id = $1 and r.settlement_date = n.d and r.matched = n.m
+          and r.difference is null
+    "#;
+    if comparisons.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(SQL)
+        .bind(client_id)
+        .bind(
+            comparisons
+                .iter()
+                .map(|c| c.settlement_date)
+                .collect::<Vec<_>>(),
+        )
+        .bind(comparisons.iter().map(|c| c.matched).collect::<Vec<_>>())
+        .bind(
+            comparisons
+                .iter()
+                .map(|c| &c.difference)
+                .collect::<Vec<_>>(),
+        )
+        .execute(conn)
+        .await
+        .op("filling in reconciliation differences")?;
+    Ok(())
 }

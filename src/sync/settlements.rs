@@ -167,15 +167,25 @@ async fn apply(
         settlements::update(&mut tx, &updates).await?;
     }
 
-    // Reconcile the window's dates; an event only where a date's outcome changed.
+    // Reconcile the window's dates; an event only where a date's outcome or difference changed.
     let comparisons = reconciliation::compare_client(&mut tx, client_id, from, to).await?;
     let compared: Vec<NaiveDate> = comparisons.iter().map(|c| c.settlement_date).collect();
     let states = reconciliation::states(&mut tx, client_id, &compared).await?;
-    let changed: Vec<(NaiveDate, bool)> = comparisons
-        .iter()
-        .filter(|c| states.get(&c.settlement_date) != Some(&c.matched))
-        .map(|c| (c.settlement_date, c.matched))
-        .collect();
+    let (mut changed, mut fill_in) = (Vec::new(), Vec::new());
+    for c in &comparisons {
+        let now = reconciliation::Recorded {
+            settlement_date: c.settlement_date,
+            matched: c.matched,
+            difference: c.difference(),
+        };
+        match states.get(&c.settlement_date) {
+            Some(s) if s.matched == now.matched && s.difference.is_none() => fill_in.push(now),
+            Some(s)
+                if s.matched == now.matched && s.difference.as_ref() == Some(&now.difference) => {}
+            _ => changed.push(now),
+        }
+    }
+    reconciliation::fill_in_differences(&mut tx, client_id, &fill_in).await?;
     let flipped: HashSet<NaiveDate> = reconciliation::record(&mut tx, client_id, &changed)
         .await?
         .into_iter()
