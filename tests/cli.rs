@@ -200,24 +200,37 @@ async fn secrets_reach_neither_debug_logs_nor_check_output(pool: PgPool) {
 
 #[sqlx::test]
 async fn status_shows_a_run_whose_process_died_as_abandoned(pool: PgPool) {
-    // A `sync` killed an hour ago, with no daemon and no later run to notice.
+    // A `sync` killed an hour ago, with no daemon and no later run to notice; and one alive.
     sqlx::query(
         "insert into rotessa.sync_runs (stream, status, started_at, heartbeat_at, host)
          values ('transactions', 'running', now() - interval '1 hour',
-                 now() - interval '1 hour', 'gone:1')",
+                 now() - interval '1 hour', 'gone:1'),
+                ('declines', 'running', now(), now(), 'alive:2')",
     )
     .execute(&pool)
     .await
     .unwrap();
     let db = database_url(&pool);
     let out = run_binary(&["status"], &[("DATABASE_URL", db.as_str())]);
-    let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("abandoned"), "{text}");
-    assert!(!text.contains("running"), "{text}");
-    let status: String = sqlx::query_scalar("select status from rotessa.sync_runs")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(status, "abandoned");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let row = |stream: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(stream))
+            .unwrap_or_else(|| panic!("no {stream} row in\n{stdout}"))
+            .to_owned()
+    };
+    assert!(row("transactions").contains(" abandoned "), "{stdout}");
+    assert!(row("declines").contains(" running "), "{stdout}");
+    assert!(stdout.contains("no heartbeat since"), "{stdout}");
+    // `status` only reads: recording it is the next run's or the leader's job.
+    assert_eq!(
+        scalar(
+            &pool,
+            "select count(*) from rotessa.sync_runs where status = 'running'"
+        )
+        .await,
+        2
+    );
 }

@@ -96,11 +96,23 @@ async fn syncs_on_schedule_and_reports_health_and_metrics(pool: PgPool) {
     ];
     // Which requests draw the simulator's faults varies, so the retry line may take a few runs;
     // the per-client catch-up runs may still be finishing.
-    wait_until("/metrics shows every expected figure", LIMIT, || async {
+    let start = std::time::Instant::now();
+    loop {
         let metrics = daemon.metrics().await;
-        expected.iter().all(|line| metrics.contains(line))
-    })
-    .await;
+        let missing: Vec<&str> = expected
+            .iter()
+            .copied()
+            .filter(|line| !metrics.contains(line))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "missing {missing:?} in /metrics:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     daemon.signal("TERM");
     let status = daemon.wait_exit(Duration::from_secs(25)).await;

@@ -439,6 +439,42 @@ async fn comparisons_recorded_before_differences_were_are_filled_in_without_even
 }
 
 #[sqlx::test]
+async fn an_outcome_flipped_without_its_difference_forgets_the_stale_one(pool: PgPool) {
+    // As an older binary would write during a rolling upgrade: `matched` only.
+    sqlx::query(
+        "insert into rotessa.reconciliation_state (client_id, settlement_date, matched, difference)
+         values (1002, '2026-11-10', false, '{\"total_approved\": \"0.01\"}')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("update rotessa.reconciliation_state set matched = true")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let difference: Option<Value> =
+        sqlx::query_scalar("select difference from rotessa.reconciliation_state")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(difference, None);
+    // The current binary writes both: kept.
+    sqlx::query(
+        "update rotessa.reconciliation_state
+         set matched = false, difference = '{\"total_approved\": \"0.02\"}'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let difference: Option<Value> =
+        sqlx::query_scalar("select difference from rotessa.reconciliation_state")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(difference.unwrap()["total_approved"], "0.02");
+}
+
+#[sqlx::test]
 async fn one_clients_error_fails_only_that_clients_run(pool: PgPool) {
     let server = MockServer::start().await;
     let mut p = three_clients();

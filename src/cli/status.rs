@@ -13,25 +13,27 @@ use crate::store::{Store, lease};
 /// Prints the status tables.
 pub async fn run(settings: &Settings) -> Result<ExitCode, Failure> {
     let store = Store::connect(&settings.database).await?;
-    // A run whose process died shows as abandoned, not running, even when no daemon or later
-    // run has noticed yet (the same rule as theirs: no heartbeat for `sync.run_stale_secs`).
-    let stale_after = std::time::Duration::from_secs(settings.sync.run_stale_secs);
-    match runs::abandon_stale(store.pool(), stale_after).await {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(
-            abandoned = n,
-            "marked runs without a heartbeat as abandoned"
-        ),
-        Err(e) => tracing::warn!(error = %e, "cannot check for abandoned runs"),
-    }
     let latest = runs::latest(store.pool()).await?;
     let failures = runs::recent_failures(store.pool(), 10).await?;
     let holder = lease::holder(store.pool(), lease::SCHEDULER).await?;
+    let stale_after =
+        chrono::TimeDelta::seconds(i64::try_from(settings.sync.run_stale_secs).unwrap_or(i64::MAX));
     print!(
         "{}",
-        render(&latest, &failures, holder.as_ref(), Utc::now())
+        render(&latest, &failures, holder.as_ref(), Utc::now(), stale_after)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The outcome to show: a `running` run whose heartbeat is older than `stale_after` has lost its
+/// process, and shows as `abandoned` (what the next run or the leader will record). `status`
+/// only reads: an operator's settings must not mark another machine's live run.
+fn outcome(s: &StreamStatus, now: DateTime<Utc>, stale_after: chrono::TimeDelta) -> &str {
+    if s.status == "running" && now - s.heartbeat_at > stale_after {
+        "abandoned"
+    } else {
+        &s.status
+    }
 }
 
 /// The text `status` prints.
@@ -40,6 +42,7 @@ pub fn render(
     failures: &[StreamStatus],
     holder: Option<&(String, i64)>,
     now: DateTime<Utc>,
+    stale_after: chrono::TimeDelta,
 ) -> String {
     let mut out = String::new();
     match holder {
@@ -79,7 +82,7 @@ pub fn render(
             s.stream,
             client,
             s.run_id,
-            s.status,
+            outcome(s, now, stale_after),
             s.started_at.format("%Y-%m-%d %H:%M:%S"),
             s.cursor_date.map_or("-".to_owned(), |d| d.to_string()),
             s.pages,
@@ -88,6 +91,16 @@ pub fn render(
             s.rows_rejected,
             s.events_emitted,
             lag
+        ));
+    }
+    for s in latest
+        .iter()
+        .filter(|s| outcome(s, now, stale_after) != s.status)
+    {
+        out.push_str(&format!(
+            "run {}: no heartbeat since {}: its process stopped\n",
+            s.run_id,
+            s.heartbeat_at.format("%Y-%m-%d %H:%M:%S")
         ));
     }
     out.push_str("\nrecent errors:\n");

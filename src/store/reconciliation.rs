@@ -79,14 +79,21 @@ pub async fn report(
 impl Comparison {
     /// Rotessa's figures minus the computed ones, counts and totals: what `reconciliation_state`
     /// remembers to tell a changed mismatch from the same one seen again.
+    /// Amounts are written at two decimals ("0.00", "-0.05"), so the same difference is always
+    /// the same JSON.
     pub fn difference(&self) -> serde_json::Value {
+        let amount = |d: &Decimal| {
+            let mut d = *d;
+            d.rescale(2);
+            d.to_string()
+        };
         serde_json::json!({
             "number_approved": i64::from(self.rotessa_number_approved) - self.computed_number_approved,
-            "total_approved": self.diff_total_approved.to_string(),
+            "total_approved": amount(&self.diff_total_approved),
             "number_declined": i64::from(self.rotessa_number_declined) - self.computed_number_declined,
-            "total_declined": self.diff_total_declined.to_string(),
+            "total_declined": amount(&self.diff_total_declined),
             "number_chargeback": i64::from(self.rotessa_number_chargeback) - self.computed_number_chargeback,
-            "total_chargeback": self.diff_total_chargeback.to_string(),
+            "total_chargeback": amount(&self.diff_total_chargeback),
         })
     }
 }
@@ -137,7 +144,8 @@ pub struct Recorded {
     pub difference: serde_json::Value,
 }
 
-/// Records new comparisons; returns the dates whose outcome or difference this call changed.
+/// Records new comparisons; returns the dates whose outcome, or difference while mismatched,
+/// this call changed.
 /// Concurrent callers serialize on each row, so a change is reported to exactly one of them.
 pub async fn record(
     conn: &mut PgConnection,
@@ -152,7 +160,8 @@ pub async fn record(
             matched = excluded.matched,
             difference = excluded.difference,
             changed_at = now()
-        where (r.matched, r.difference) is distinct from (excluded.matched, excluded.difference)
+        where r.matched is distinct from excluded.matched
+           or (not excluded.matched and r.difference is distinct from excluded.difference)
         returning settlement_date
     "#;
     if comparisons.is_empty() {

@@ -201,6 +201,7 @@ pub struct StreamStatus {
     pub cursor_date: Option<NaiveDate>,
     pub last_success_at: Option<chrono::DateTime<chrono::Utc>>,
     pub error: Option<String>,
+    pub heartbeat_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// One row per stream and client: its latest run and its cursor.
@@ -209,7 +210,7 @@ pub async fn latest(pool: &PgPool) -> Result<Vec<StreamStatus>, Error> {
         select distinct on (r.stream, r.client_id)
                r.stream, r.client_id, r.id as run_id, r.status, r.started_at, r.finished_at,
                r.pages, r.rows_seen, r.rows_inserted, r.rows_updated, r.rows_rejected,
-               r.events_emitted, s.cursor_date, s.last_success_at, r.error
+               r.events_emitted, s.cursor_date, s.last_success_at, r.error, r.heartbeat_at
         from rotessa.sync_runs r
         left join rotessa.sync_state s on s.stream = r.stream and s.client_id = r.client_id
         order by r.stream, r.client_id, r.id desc
@@ -225,7 +226,7 @@ pub async fn recent_failures(pool: &PgPool, limit: i64) -> Result<Vec<StreamStat
     const SQL: &str = r#"
         select r.stream, r.client_id, r.id as run_id, r.status, r.started_at, r.finished_at,
                r.pages, r.rows_seen, r.rows_inserted, r.rows_updated, r.rows_rejected,
-               r.events_emitted, s.cursor_date, s.last_success_at, r.error
+               r.events_emitted, s.cursor_date, s.last_success_at, r.error, r.heartbeat_at
         from rotessa.sync_runs r
         left join rotessa.sync_state s on s.stream = r.stream and s.client_id = r.client_id
         where r.status in ('failed', 'abandoned')

@@ -176,11 +176,7 @@ pub fn reconciliation_changed(c: &Comparison) -> NewEvent {
                 (c.computed_number_declined, &c.computed_total_declined),
                 (c.computed_number_chargeback, &c.computed_total_chargeback),
             ),
-            "difference": {
-                "total_approved": c.diff_total_approved.to_string(),
-                "total_declined": c.diff_total_declined.to_string(),
-                "total_chargeback": c.diff_total_chargeback.to_string(),
-            },
+            "difference": c.difference(),
         })
         .to_string(),
     }

@@ -1,7 +1,8 @@
 //! The `settlements` stream: each client's settlement totals by settlement date, from
 //! (cursor - overlap_days) to today, upserted into `rotessa.settlements` with a
-//! `settlement.changed` event per new or changed date; then the reconciliation of those dates
-//! against the transactions, with an event whenever a date's outcome changes.
+//! `settlement.changed` event per new date or changed totals; then the reconciliation of those
+//! dates against the transactions, with an event whenever a date's outcome changes or a
+//! mismatch's difference does.
 
 use std::collections::HashSet;
 
@@ -178,8 +179,10 @@ async fn apply(
             matched: c.matched,
             difference: c.difference(),
         };
+        // A matched date's difference is zero whatever its totals: only the outcome counts.
         match states.get(&c.settlement_date) {
             Some(s) if s.matched == now.matched && s.difference.is_none() => fill_in.push(now),
+            Some(s) if s.matched && now.matched => {}
             Some(s)
                 if s.matched == now.matched && s.difference.as_ref() == Some(&now.difference) => {}
             _ => changed.push(now),
