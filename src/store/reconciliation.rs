@@ -78,9 +78,9 @@ pub async fn report(
 
 impl Comparison {
     /// Rotessa's figures minus the computed ones, counts and totals: what `reconciliation_state`
-    /// remembers to tell a changed mismatch from the same one seen again.
-    /// Amounts are written at two decimals ("0.00", "-0.05"), so the same difference is always
-    /// the same JSON.
+    /// remembers to tell a changed mismatch from the same one seen again, and what the event's
+    /// `difference` shows. Amounts are written at two decimals ("0.00", "-0.05"), so the same
+    /// difference is always the same JSON.
     pub fn difference(&self) -> serde_json::Value {
         let amount = |d: &Decimal| {
             let mut d = *d;
@@ -145,8 +145,8 @@ pub struct Recorded {
 }
 
 /// Records new comparisons; returns the dates whose outcome, or difference while mismatched,
-/// this call changed.
-/// Concurrent callers serialize on each row, so a change is reported to exactly one of them.
+/// this call changed. Concurrent callers serialize on each row, so a change is reported to
+/// exactly one of them.
 pub async fn record(
     conn: &mut PgConnection,
     client_id: i64,
