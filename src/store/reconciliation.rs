@@ -144,6 +144,15 @@ pub struct Recorded {
     pub difference: serde_json::Value,
 }
 
+/// The comparisons as the three arrays the statements below `unnest`.
+fn columns(comparisons: &[Recorded]) -> (Vec<NaiveDate>, Vec<bool>, Vec<&serde_json::Value>) {
+    (
+        comparisons.iter().map(|c| c.settlement_date).collect(),
+        comparisons.iter().map(|c| c.matched).collect(),
+        comparisons.iter().map(|c| &c.difference).collect(),
+    )
+}
+
 /// Records new comparisons; returns the dates whose outcome, or difference while mismatched,
 /// this call changed. Concurrent callers serialize on each row, so a change is reported to
 /// exactly one of them.
@@ -167,21 +176,12 @@ pub async fn record(
     if comparisons.is_empty() {
         return Ok(Vec::new());
     }
+    let (dates, matched, differences) = columns(comparisons);
     sqlx::query_scalar(SQL)
         .bind(client_id)
-        .bind(
-            comparisons
-                .iter()
-                .map(|c| c.settlement_date)
-                .collect::<Vec<_>>(),
-        )
-        .bind(comparisons.iter().map(|c| c.matched).collect::<Vec<_>>())
-        .bind(
-            comparisons
-                .iter()
-                .map(|c| &c.difference)
-                .collect::<Vec<_>>(),
-        )
+        .bind(dates)
+        .bind(matched)
+        .bind(differences)
         .fetch_all(conn)
         .await
         .op("recording reconciliation states")
@@ -203,21 +203,12 @@ pub async fn fill_in_differences(
     if comparisons.is_empty() {
         return Ok(());
     }
+    let (dates, matched, differences) = columns(comparisons);
     sqlx::query(SQL)
         .bind(client_id)
-        .bind(
-            comparisons
-                .iter()
-                .map(|c| c.settlement_date)
-                .collect::<Vec<_>>(),
-        )
-        .bind(comparisons.iter().map(|c| c.matched).collect::<Vec<_>>())
-        .bind(
-            comparisons
-                .iter()
-                .map(|c| &c.difference)
-                .collect::<Vec<_>>(),
-        )
+        .bind(dates)
+        .bind(matched)
+        .bind(differences)
         .execute(conn)
         .await
         .op("filling in reconciliation differences")?;
