@@ -240,7 +240,8 @@ async fn forward_moves_emit_once_and_backward_moves_become_anomalies(pool: PgPoo
             "transaction_number": "INV7",
             "custom_identifier": "C7",
             "observed_at": observed_at,
-            "source": "transaction_report"
+            "source": "transaction_report",
+            "reversal": false
         })
     );
 

@@ -121,8 +121,16 @@ pub fn summary(r: &RunReport) -> String {
     let run = r.run_id.map_or("-".to_owned(), |id| id.to_string());
     let p = &r.progress;
     let counts = format!(
-        "pages {}, rows {} (inserted {}, updated {}, unchanged {}, rejected {}), anomalies {}, events {}",
-        p.pages, p.rows_seen, p.inserted, p.updated, p.unchanged, p.rejected, p.anomalies, p.events
+        "pages {}, rows {} (inserted {}, updated {}, unchanged {}, rejected {}, stale {}), anomalies {}, events {}",
+        p.pages,
+        p.rows_seen,
+        p.inserted,
+        p.updated,
+        p.unchanged,
+        p.rejected,
+        p.stale,
+        p.anomalies,
+        p.events
     );
     match &r.outcome {
         RunOutcome::Succeeded => format!("{name} run {run} succeeded: {counts}"),

@@ -6,5 +6,5 @@ mod status;
 mod transaction;
 
 pub use settlement::{PlatformClient, Settlement, SettlementTotals};
-pub use status::{Status, StatusChange, Transition};
+pub use status::{AnomalyKind, Observed, Order, Status, StatusChange, Stored, Transition};
 pub use transaction::{Source, Transaction};

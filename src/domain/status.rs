@@ -3,6 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
+
+use super::Source;
+
 /// A Rotessa financial transaction status. The discriminants feed row fingerprints: keep them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Status {
@@ -25,10 +29,10 @@ impl Status {
         }
     }
 
-    /// Whether moving from `self` to `to` is progress in the lifecycle (SPEC.md "Status rules"):
-    /// Future -> Pending -> Approved | Declined -> Chargeback, plus Approved <-> Declined and
-    /// Declined -> Pending (a resubmission). Staying put is allowed (a reason may change).
-    /// Anything else is a report that lags behind what was already seen.
+    /// Whether the lifecycle applies a move from `self` to `to` when Rotessa's clock cannot
+    /// order the two (SPEC.md "Status rules"): Future -> Pending -> Approved | Declined ->
+    /// Chargeback, plus Approved <-> Declined, and Declined -> Pending or Future (a
+    /// resubmission). Staying put is allowed (a reason may change). Anything else is backward.
     pub fn may_move_to(self, to: Status) -> bool {
         use Status::*;
         match (self, to) {
@@ -36,8 +40,19 @@ impl Status {
             (Future, _) => true,
             (Pending, Approved | Declined | Chargeback) => true,
             (Approved, Declined | Chargeback) => true,
-            (Declined, Approved | Pending | Chargeback) => true,
+            (Declined, Approved | Pending | Future | Chargeback) => true,
             _ => false,
+        }
+    }
+
+    /// How far along the lifecycle the status is: Future 0, Pending 1, Approved and Declined 2,
+    /// Chargeback 3. A move to a lower rank is a reversal.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Future => 0,
+            Self::Pending => 1,
+            Self::Approved | Self::Declined => 2,
+            Self::Chargeback => 3,
         }
     }
 }
@@ -76,30 +91,120 @@ pub struct StatusChange {
     pub decline_date: Option<chrono::NaiveDate>,
 }
 
-/// What applying an observation to the stored state means.
+/// How an observation's `updated_at` compares with the newest one stored for its row. Rotessa's
+/// own clock orders what its reports say about a row, whichever report said it and whenever it
+/// was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Older than what is stored: a report lagging behind.
+    Older,
+    /// Newer: Rotessa's current truth.
+    Newer,
+    /// Equal, or one side has no `updated_at` (Future rows have none): the lifecycle decides.
+    Undecided,
+}
+
+impl Order {
+    /// Compares an observation's `updated_at` with the newest one stored for the row.
+    pub fn of(observed: Option<DateTime<Utc>>, latest_stored: Option<DateTime<Utc>>) -> Self {
+        match (observed, latest_stored) {
+            (Some(o), Some(s)) if o < s => Self::Older,
+            (Some(o), Some(s)) if o > s => Self::Newer,
+            _ => Self::Undecided,
+        }
+    }
+}
+
+/// What is stored of a row, as the status rules need it.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored<'a> {
+    pub change: &'a StatusChange,
+    /// The newest `updated_at` Rotessa reported for the row.
+    pub latest_updated_at: Option<DateTime<Utc>>,
+    /// The state the row was in before its current one, if it ever changed.
+    pub previous: Option<&'a StatusChange>,
+}
+
+/// One report's view of a row.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    pub change: &'a StatusChange,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub source: Source,
+}
+
+/// What applying an observation to the stored state means (SPEC.md "Status rules").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
     /// Nothing differs.
     Unchanged,
     /// Fields differ but status, reason and decline date do not: write, no event.
     FieldsOnly,
-    /// A forward move, or a new reason or decline date: write, history, event.
-    Forward,
-    /// A move backward: refuse, record an anomaly.
+    /// The status, reason or decline date changed: write, history, event. A `reversal` moves
+    /// back in the lifecycle (a chargeback reversed, a decline resubmitted) and is also
+    /// recorded as an anomaly for review.
+    StatusChanged { reversal: bool },
+    /// Not newer than what is stored: nothing is written or emitted.
+    Stale,
+    /// A move against the lifecycle with no newer `updated_at` to justify it: refused.
     Backward,
 }
 
 impl Transition {
-    /// Classifies `observed` against `stored`, given whether any stored field differs.
-    pub fn classify(stored: &StatusChange, observed: &StatusChange, fields_differ: bool) -> Self {
-        if !stored.status.may_move_to(observed.status) {
-            Self::Backward
-        } else if stored != observed {
-            Self::Forward
-        } else if fields_differ {
-            Self::FieldsOnly
-        } else {
-            Self::Unchanged
+    /// Classifies `observed` against `stored`, given whether any stored field differs:
+    ///
+    /// - an older `updated_at` is stale;
+    /// - a newer one is applied, even against the lifecycle (then it is a reversal);
+    /// - otherwise (equal, or either side without one) the lifecycle decides: a move it allows
+    ///   is applied unless it would take the row back to the state it just left (two reports
+    ///   disagreeing would otherwise flap it), which is stale; a move it forbids is backward;
+    ///   and a change of other fields only is written when it comes from the transaction
+    ///   report, which owns them, and cannot be older (it has an `updated_at`, or the stored
+    ///   row has none); else it is stale.
+    pub fn classify(stored: Stored<'_>, observed: Observed<'_>, fields_differ: bool) -> Self {
+        let same_status = stored.change == observed.change;
+        let reversal = observed.change.status.rank() < stored.change.status.rank();
+        match Order::of(observed.updated_at, stored.latest_updated_at) {
+            Order::Older => Self::Stale,
+            Order::Newer if !same_status => Self::StatusChanged { reversal },
+            Order::Newer if fields_differ => Self::FieldsOnly,
+            Order::Newer => Self::Unchanged,
+            Order::Undecided if same_status => {
+                let owns_fields = observed.source == Source::TransactionReport
+                    && (observed.updated_at.is_some() || stored.latest_updated_at.is_none());
+                match (fields_differ, owns_fields) {
+                    (false, _) => Self::Unchanged,
+                    (true, true) => Self::FieldsOnly,
+                    (true, false) => Self::Stale,
+                }
+            }
+            Order::Undecided if !stored.change.status.may_move_to(observed.change.status) => {
+                Self::Backward
+            }
+            Order::Undecided if stored.previous == Some(observed.change) => Self::Stale,
+            Order::Undecided => Self::StatusChanged { reversal },
+        }
+    }
+}
+
+/// Why an observation was recorded in `rotessa.status_anomalies`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AnomalyKind {
+    /// A report lagging behind what is stored, with another status: not applied.
+    Stale,
+    /// A move against the lifecycle without a newer `updated_at`: not applied.
+    Backward,
+    /// A move back in the lifecycle that was applied: for review.
+    Reversal,
+}
+
+impl AnomalyKind {
+    /// The `kind` column's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stale => "stale",
+            Self::Backward => "backward",
+            Self::Reversal => "reversal",
         }
     }
 }
@@ -122,6 +227,7 @@ mod tests {
             (Approved, Declined),
             (Declined, Approved),
             (Declined, Pending),
+            (Declined, Future),
             (Future, Approved),
         ];
         for (a, b) in forward {
@@ -134,7 +240,6 @@ mod tests {
             (Approved, Future),
             (Chargeback, Declined),
             (Chargeback, Pending),
-            (Declined, Future),
         ];
         for (a, b) in backward {
             assert!(!a.may_move_to(b), "{a} -> {b} should be refused");
@@ -145,40 +250,181 @@ mod tests {
         }
     }
 
-    #[test]
-    fn classify_separates_events_from_silent_updates() {
-        let approved = StatusChange {
-            status: Approved,
+    fn change(status: Status) -> StatusChange {
+        StatusChange {
+            status,
             status_reason: None,
             decline_date: None,
-        };
+        }
+    }
+
+    fn at(hour: u32) -> Option<DateTime<Utc>> {
+        use chrono::TimeZone;
+        Utc.with_ymd_and_hms(2026, 12, 1, hour, 0, 0).single()
+    }
+
+    /// Classifies `observed` (stamped `observed_at`, from the transaction report) against a row
+    /// stored as `stored` at `stored_at`, which was `previous` before.
+    fn classify(
+        stored: &StatusChange,
+        stored_at: Option<DateTime<Utc>>,
+        previous: Option<&StatusChange>,
+        observed: &StatusChange,
+        observed_at: Option<DateTime<Utc>>,
+    ) -> Transition {
+        Transition::classify(
+            Stored {
+                change: stored,
+                latest_updated_at: stored_at,
+                previous,
+            },
+            Observed {
+                change: observed,
+                updated_at: observed_at,
+                source: Source::TransactionReport,
+            },
+            true,
+        )
+    }
+
+    #[test]
+    fn classify_separates_events_from_silent_updates() {
+        let approved = change(Approved);
         let reason = StatusChange {
             status_reason: Some("NSF".into()),
             ..approved.clone()
         };
-        assert_eq!(
-            Transition::classify(&approved, &approved, false),
-            Transition::Unchanged
-        );
-        assert_eq!(
-            Transition::classify(&approved, &approved, true),
-            Transition::FieldsOnly
-        );
-        assert_eq!(
-            Transition::classify(&approved, &reason, true),
-            Transition::Forward
-        );
-        let pending = StatusChange {
-            status: Pending,
-            ..approved.clone()
+        let same = |fields_differ| {
+            Transition::classify(
+                Stored {
+                    change: &approved,
+                    latest_updated_at: at(9),
+                    previous: None,
+                },
+                Observed {
+                    change: &approved,
+                    updated_at: at(9),
+                    source: Source::TransactionReport,
+                },
+                fields_differ,
+            )
         };
+        assert_eq!(same(false), Transition::Unchanged);
+        assert_eq!(same(true), Transition::FieldsOnly);
         assert_eq!(
-            Transition::classify(&approved, &pending, true),
+            classify(&approved, at(9), None, &reason, at(9)),
+            Transition::StatusChanged { reversal: false }
+        );
+        let pending = change(Pending);
+        assert_eq!(
+            classify(&approved, at(9), None, &pending, at(9)),
             Transition::Backward
         );
         assert_eq!(
-            Transition::classify(&pending, &approved, true),
-            Transition::Forward
+            classify(&pending, at(9), None, &approved, at(9)),
+            Transition::StatusChanged { reversal: false }
+        );
+    }
+
+    #[test]
+    fn rotessas_clock_decides_before_the_lifecycle() {
+        let (approved, declined) = (change(Approved), change(Declined));
+        let (chargeback, future) = (change(Chargeback), change(Future));
+        // Older: stale, whatever the lifecycle says.
+        for observed in [&declined, &chargeback, &approved] {
+            assert_eq!(
+                classify(&approved, at(10), None, observed, at(9)),
+                Transition::Stale
+            );
+        }
+        // Newer: applied, a move back in the lifecycle as a reversal.
+        assert_eq!(
+            classify(&chargeback, at(9), None, &approved, at(10)),
+            Transition::StatusChanged { reversal: true }
+        );
+        assert_eq!(
+            classify(&declined, at(9), None, &future, at(10)),
+            Transition::StatusChanged { reversal: true }
+        );
+        assert_eq!(
+            classify(&approved, at(9), None, &declined, at(10)),
+            Transition::StatusChanged { reversal: false }
+        );
+        // Without a clock on either side: the lifecycle, resubmissions included.
+        assert_eq!(
+            classify(&declined, None, None, &future, None),
+            Transition::StatusChanged { reversal: true }
+        );
+        assert_eq!(
+            classify(&chargeback, None, None, &approved, None),
+            Transition::Backward
+        );
+    }
+
+    #[test]
+    fn a_row_never_flaps_between_two_reports_that_cannot_be_ordered() {
+        let (approved, declined) = (change(Approved), change(Declined));
+        // Declined arrived without updated_at over Approved at 9:00; the report still showing
+        // Approved at 9:00 would take the row back: it is stale, not a transition.
+        assert_eq!(
+            classify(&declined, at(9), Some(&approved), &approved, at(9)),
+            Transition::Stale
+        );
+        assert_eq!(
+            classify(&declined, None, Some(&approved), &approved, None),
+            Transition::Stale
+        );
+        // A newer Approved is Rotessa's truth again.
+        assert_eq!(
+            classify(&declined, at(9), Some(&approved), &approved, at(10)),
+            Transition::StatusChanged { reversal: false }
+        );
+        // A new decline of a resubmitted transaction is not a return: its date differs.
+        let again = StatusChange {
+            decline_date: chrono::NaiveDate::from_ymd_opt(2026, 12, 2),
+            ..declined.clone()
+        };
+        assert_eq!(
+            classify(&change(Pending), None, Some(&declined), &again, None),
+            Transition::StatusChanged { reversal: false }
+        );
+    }
+
+    #[test]
+    fn other_fields_change_only_through_the_transaction_report_or_a_newer_clock() {
+        let declined = change(Declined);
+        let fields_only = |stored_at, observed_at, source| {
+            Transition::classify(
+                Stored {
+                    change: &declined,
+                    latest_updated_at: stored_at,
+                    previous: None,
+                },
+                Observed {
+                    change: &declined,
+                    updated_at: observed_at,
+                    source,
+                },
+                true,
+            )
+        };
+        use Source::*;
+        assert_eq!(
+            fields_only(at(9), at(9), TransactionReport),
+            Transition::FieldsOnly
+        );
+        assert_eq!(
+            fields_only(None, None, TransactionReport),
+            Transition::FieldsOnly
+        );
+        assert_eq!(
+            fields_only(at(9), None, TransactionReport),
+            Transition::Stale
+        );
+        assert_eq!(fields_only(at(9), at(9), DeclineReport), Transition::Stale);
+        assert_eq!(
+            fields_only(at(9), at(10), DeclineReport),
+            Transition::FieldsOnly
         );
     }
 

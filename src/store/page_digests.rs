@@ -1,9 +1,16 @@
 //! `rotessa.page_digests`: the digest of each report page body last applied, so that a re-sync
 //! skips a byte-identical page without parsing it or reading a row.
+//!
+//! A digest alone would trust that nothing else wrote the page's rows since (another stream, a
+//! one-shot `sync`, another process, a restore): so each digest also records the page's rows
+//! and the sum of the fingerprints its application left them with, and [`known`] offers a
+//! digest only while the stored rows still add up to that sum. Any write to any of the rows, by
+//! anyone, makes the page be compared again: this holds by construction, whatever the writer.
 
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
+use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 
 use super::{Error, ResultExt};
@@ -17,11 +24,42 @@ pub struct WindowKey<'a> {
     pub to: NaiveDate,
 }
 
-/// The pages of a window applied before: page number -> (digest, row count).
+/// The rows a page covers and the fingerprints it left them with (the new row, or what stayed
+/// stored where the page's row was not applied).
+#[derive(Debug, Clone, Default)]
+pub struct Coverage {
+    ids: Vec<i64>,
+    sum: i128,
+}
+
+impl Coverage {
+    /// Row `id` holds `fingerprint` once the page is applied.
+    pub fn add(&mut self, id: i64, fingerprint: i64) {
+        self.ids.push(id);
+        self.sum += i128::from(fingerprint);
+    }
+
+    /// The sum as PostgreSQL's `sum(bigint)` computes it, or `None` past `numeric`'s reach in
+    /// `Decimal` (more rows than any page holds).
+    fn state(&self) -> Option<Decimal> {
+        Decimal::try_from_i128_with_scale(self.sum, 0).ok()
+    }
+}
+
+/// The pages of a window applied before whose rows nobody changed since: page number ->
+/// (digest, row count).
 pub async fn known(pool: &PgPool, w: WindowKey<'_>) -> Result<HashMap<u32, (i64, usize)>, Error> {
+    // One primary-key probe per covered row (a scalar subquery is never turned into a join).
     const SQL: &str = r#"
-        select page, digest, row_count from rotessa.page_digests
-        where stream = $1 and client_id = $2 and window_from = $3 and window_to = $4
+        select d.page, d.digest, d.row_count
+        from rotessa.page_digests d
+        cross join lateral (
+            select count(f) as n, coalesce(sum(f), 0) as s
+            from (select (select t.fingerprint from rotessa.transactions t where t.id = u.id) as f
+                  from unnest(d.ids) as u(id)) probes
+        ) cur
+        where d.stream = $1 and d.client_id = $2 and d.window_from = $3 and d.window_to = $4
+          and cur.n = cardinality(d.ids) and cur.s = d.state
     "#;
     let rows: Vec<(i32, i64, i32)> = sqlx::query_as(SQL)
         .bind(w.stream)
@@ -40,21 +78,27 @@ pub async fn known(pool: &PgPool, w: WindowKey<'_>) -> Result<HashMap<u32, (i64,
         .collect())
 }
 
-/// Records that a page body was applied (inside the page's transaction when it wrote rows).
+/// Records that a page body was applied, leaving its rows as `coverage` says (inside the page's
+/// transaction when it wrote rows).
 pub async fn record(
     conn: &mut PgConnection,
     w: WindowKey<'_>,
     page: u32,
     digest: i64,
     rows: usize,
+    coverage: &Coverage,
 ) -> Result<(), Error> {
     const SQL: &str = r#"
         insert into rotessa.page_digests as d
-            (stream, client_id, window_from, window_to, page, digest, row_count)
-        values ($1, $2, $3, $4, $5, $6, $7)
+            (stream, client_id, window_from, window_to, page, digest, row_count, ids, state)
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         on conflict (stream, client_id, window_from, window_to, page) do update set
-            digest = excluded.digest, row_count = excluded.row_count, applied_at = now()
+            digest = excluded.digest, row_count = excluded.row_count, ids = excluded.ids,
+            state = excluded.state, applied_at = now()
     "#;
+    let Some(state) = coverage.state() else {
+        return Ok(());
+    };
     sqlx::query(SQL)
         .bind(w.stream)
         .bind(w.client_id)
@@ -63,6 +107,8 @@ pub async fn record(
         .bind(i32::try_from(page).unwrap_or(i32::MAX))
         .bind(digest)
         .bind(i32::try_from(rows).unwrap_or(i32::MAX))
+        .bind(&coverage.ids)
+        .bind(state)
         .execute(conn)
         .await
         .op("recording a page digest")?;

@@ -36,6 +36,8 @@ pub struct Progress {
     pub updated: i64,
     pub unchanged: i64,
     pub rejected: i64,
+    /// Observations not applied because they were not newer than the stored row.
+    pub stale: i64,
     pub anomalies: i64,
     pub events: i64,
 }
@@ -48,6 +50,7 @@ impl std::ops::AddAssign for Progress {
         self.updated += o.updated;
         self.unchanged += o.unchanged;
         self.rejected += o.rejected;
+        self.stale += o.stale;
         self.anomalies += o.anomalies;
         self.events += o.events;
     }
@@ -107,6 +110,7 @@ pub async fn add_progress(conn: &mut PgConnection, run_id: i64, p: &Progress) ->
             rows_rejected = rows_rejected + $7,
             anomalies = anomalies + $8,
             events_emitted = events_emitted + $9,
+            rows_stale = rows_stale + $10,
             heartbeat_at = now()
         where id = $1
     "#;
@@ -120,6 +124,7 @@ pub async fn add_progress(conn: &mut PgConnection, run_id: i64, p: &Progress) ->
         .bind(p.rejected)
         .bind(p.anomalies)
         .bind(p.events)
+        .bind(p.stale)
         .execute(conn)
         .await
         .op("recording run progress")?;
@@ -152,7 +157,8 @@ pub async fn finish(
         update rotessa.sync_runs
         set status = $2, error = $3, finished_at = now(), heartbeat_at = now(),
             pages = $4, rows_seen = $5, rows_inserted = $6, rows_updated = $7,
-            rows_unchanged = $8, rows_rejected = $9, anomalies = $10, events_emitted = $11
+            rows_unchanged = $8, rows_rejected = $9, anomalies = $10, events_emitted = $11,
+            rows_stale = $12
         where id = $1
     "#;
     sqlx::query(SQL)
@@ -167,6 +173,7 @@ pub async fn finish(
         .bind(p.rejected)
         .bind(p.anomalies)
         .bind(p.events)
+        .bind(p.stale)
         .execute(conn)
         .await
         .op("finishing a sync run")?;

@@ -15,30 +15,55 @@ use super::copy::CopyRows;
 use super::{Error, ResultExt};
 use crate::domain::{Status, StatusChange, Transaction};
 
-/// The stored fingerprint of each of `ids` that exists; a missing id is a new transaction.
-/// Takes no lock and needs no transaction: an unchanged page costs this one read and nothing
-/// else. A page's ids are usually close together, so one primary-key range scan reads them
-/// (about five times cheaper than a probe per id); scattered ids are probed one by one.
-pub async fn fingerprints<'c>(
+/// What identifies the stored version of a row without reading the rest of it: the fingerprint
+/// of its fields and Rotessa's clock for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    pub fingerprint: i64,
+    pub latest_updated_at: Option<DateTime<Utc>>,
+}
+
+/// The stored version of each of `ids` that exists; a missing id is a new transaction. Takes no
+/// lock and needs no transaction: an unchanged page costs this one read and nothing else. A
+/// page's ids are usually close together, so one primary-key range scan reads them (about five
+/// times cheaper than a probe per id); scattered ids are probed one by one.
+pub async fn versions<'c>(
     conn: impl sqlx::PgExecutor<'c>,
     ids: &[i64],
-) -> Result<HashMap<i64, i64>, Error> {
+) -> Result<HashMap<i64, Version>, Error> {
     // At most this many stored rows read per id of the page before probing instead.
     const DENSE: i64 = 4;
     const RANGE: &str = r#"
-        select id, fingerprint from rotessa.transactions where id between $1 and $2
+        select id, fingerprint, latest_updated_at
+        from rotessa.transactions where id between $1 and $2
     "#;
     // One primary-key probe per id, whatever the planner believes about the table: a plain
     // `where id = any($1)` gets a sequential scan while a fresh table's statistics are stale.
+    // (`offset 0` keeps the planner from turning the probes into a join.)
     const PROBES: &str = r#"
-        select u.id, (select t.fingerprint from rotessa.transactions t where t.id = u.id)
+        select u.id, t.fingerprint, t.latest_updated_at
         from unnest($1::bigint[]) as u(id)
+        cross join lateral (
+            select t.fingerprint, t.latest_updated_at from rotessa.transactions t
+            where t.id = u.id
+            offset 0
+        ) t
     "#;
+    type Row = (i64, i64, Option<DateTime<Utc>>);
+    let version = |(id, fingerprint, latest_updated_at): Row| {
+        (
+            id,
+            Version {
+                fingerprint,
+                latest_updated_at,
+            },
+        )
+    };
     let (Some(&min), Some(&max)) = (ids.iter().min(), ids.iter().max()) else {
         return Ok(HashMap::new());
     };
     if max.saturating_sub(min) < DENSE.saturating_mul(ids.len() as i64) {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(RANGE)
+        let rows: Vec<Row> = sqlx::query_as(RANGE)
             .bind(min)
             .bind(max)
             .fetch_all(conn)
@@ -47,18 +72,16 @@ pub async fn fingerprints<'c>(
         let wanted: std::collections::HashSet<i64> = ids.iter().copied().collect();
         return Ok(rows
             .into_iter()
-            .filter(|(id, _)| wanted.contains(id))
+            .filter(|(id, _, _)| wanted.contains(id))
+            .map(version)
             .collect());
     }
-    let rows: Vec<(i64, Option<i64>)> = sqlx::query_as(PROBES)
+    let rows: Vec<Row> = sqlx::query_as(PROBES)
         .bind(ids)
         .fetch_all(conn)
         .await
         .op("reading stored fingerprints")?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, fp)| fp.map(|fp| (id, fp)))
-        .collect())
+    Ok(rows.into_iter().map(version).collect())
 }
 
 /// Inserts the rows that did not exist, in id order; returns the ids actually inserted. A row
@@ -73,12 +96,13 @@ pub async fn insert_new(
             process_date, settlement_date, decline_date, earliest_approval_date,
             transaction_number, custom_identifier, schedule_custom_identifier, comment,
             institution_number, transit_number, account_number, api_created_at, api_updated_at,
-            extra, fingerprint)
+            extra, fingerprint, latest_updated_at)
         select * from unnest(
             $1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::numeric[], $6::text[],
             $7::text[], $8::date[], $9::date[], $10::date[], $11::date[], $12::text[],
             $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
-            $19::timestamptz[], $20::timestamptz[], $21::jsonb[], $22::bigint[])
+            $19::timestamptz[], $20::timestamptz[], $21::jsonb[], $22::bigint[],
+            $20::timestamptz[])
         order by 1
         on conflict (id) do nothing
         returning id
@@ -108,7 +132,7 @@ pub async fn copy_new(conn: &mut PgConnection, rows: &[Fingerprinted<'_>]) -> Re
             process_date, settlement_date, decline_date, earliest_approval_date,
             transaction_number, custom_identifier, schedule_custom_identifier, comment,
             institution_number, transit_number, account_number, api_created_at, api_updated_at,
-            extra, fingerprint)
+            extra, fingerprint, latest_updated_at)
         from stdin (format binary)
     "#;
     let mut copy = CopyRows::new();
@@ -117,7 +141,7 @@ pub async fn copy_new(conn: &mut PgConnection, rows: &[Fingerprinted<'_>]) -> Re
         fingerprint,
     } in rows
     {
-        copy.row(22)
+        copy.row(23)
             .value(&t.id)
             .value(&t.client_id)
             .value(&t.customer_id)
@@ -142,7 +166,8 @@ pub async fn copy_new(conn: &mut PgConnection, rows: &[Fingerprinted<'_>]) -> Re
             Some(extra) => copy.jsonb(extra.to_string().as_bytes()),
             None => copy.null(),
         }
-        .value(fingerprint);
+        .value(fingerprint)
+        .value(&t.api_updated_at);
     }
     copy.send(conn, COPY, "copying new transactions").await
 }
@@ -154,58 +179,120 @@ pub struct Fingerprinted<'a> {
     pub fingerprint: i64,
 }
 
-/// What is stored of a transaction, read under its row lock.
+/// What is stored of a transaction, as the status rules need it.
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub id: i64,
     pub fingerprint: i64,
     pub change: StatusChange,
     pub status_changed_at: DateTime<Utc>,
+    pub latest_updated_at: Option<DateTime<Utc>>,
+    /// The state before the current one (from the status history), if the status ever changed.
+    pub previous: Option<StatusChange>,
+}
+
+/// The stored status of each of `ids` that exists, without a lock (to describe an observation
+/// that is not applied; `previous` is not read).
+pub async fn current<'c>(
+    conn: impl sqlx::PgExecutor<'c>,
+    ids: &[i64],
+) -> Result<Vec<Stored>, Error> {
+    const SQL: &str = r#"
+        select id, fingerprint, status, status_reason, decline_date, status_changed_at,
+               latest_updated_at, null::text, null::text, null::date
+        from rotessa.transactions
+        where id = any($1)
+        order by id
+    "#;
+    let rows: Vec<StoredRow> = sqlx::query_as(SQL)
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+        .op("reading stored statuses")?;
+    rows.into_iter().map(stored).collect()
 }
 
 /// Locks the given rows in id order (so concurrent writers cannot deadlock) and returns what
 /// they hold now, for the re-comparison that makes each transition apply exactly once.
 pub async fn lock_current(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<Stored>, Error> {
+    // The state before the current one is the second-to-last history entry: every status
+    // change appends one, under this row lock.
     const SQL: &str = r#"
-        select id, fingerprint, status, status_reason, decline_date, status_changed_at
-        from rotessa.transactions
-        where id = any($1)
-        order by id
-        for update
+        select t.id, t.fingerprint, t.status, t.status_reason, t.decline_date,
+               t.status_changed_at, t.latest_updated_at,
+               p.to_status, p.status_reason, p.decline_date
+        from rotessa.transactions t
+        left join lateral (
+            select h.to_status, h.status_reason, h.decline_date
+            from rotessa.transaction_status_history h
+            where h.transaction_id = t.id
+            order by h.id desc
+            offset 1 limit 1
+        ) p on true
+        where t.id = any($1)
+        order by t.id
+        for update of t
     "#;
-    type Row = (
-        i64,
-        i64,
-        String,
-        Option<String>,
-        Option<NaiveDate>,
-        DateTime<Utc>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(SQL)
+    let rows: Vec<StoredRow> = sqlx::query_as(SQL)
         .bind(ids)
         .fetch_all(conn)
         .await
         .op("locking changed transactions")?;
-    rows.into_iter()
-        .map(
-            |(id, fingerprint, status, status_reason, decline_date, at)| {
-                let status: Status = status.parse().map_err(|e| Error::Query {
-                    op: "reading a stored status",
-                    source: sqlx::Error::Decode(Box::new(e)),
-                })?;
-                Ok(Stored {
-                    id,
-                    fingerprint,
-                    change: StatusChange {
-                        status,
-                        status_reason,
-                        decline_date,
-                    },
-                    status_changed_at: at,
-                })
-            },
-        )
-        .collect()
+    rows.into_iter().map(stored).collect()
+}
+
+type StoredRow = (
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<NaiveDate>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    Option<String>,
+    Option<NaiveDate>,
+);
+
+fn stored(row: StoredRow) -> Result<Stored, Error> {
+    let (
+        id,
+        fingerprint,
+        status,
+        status_reason,
+        decline_date,
+        at,
+        latest,
+        p_status,
+        p_reason,
+        p_date,
+    ) = row;
+    let parse = |status: String| {
+        status.parse::<Status>().map_err(|e| Error::Query {
+            op: "reading a stored status",
+            source: sqlx::Error::Decode(Box::new(e)),
+        })
+    };
+    let previous = match p_status {
+        Some(status) => Some(StatusChange {
+            status: parse(status)?,
+            status_reason: p_reason,
+            decline_date: p_date,
+        }),
+        None => None,
+    };
+    Ok(Stored {
+        id,
+        fingerprint,
+        change: StatusChange {
+            status: parse(status)?,
+            status_reason,
+            decline_date,
+        },
+        status_changed_at: at,
+        latest_updated_at: latest,
+        previous,
+    })
 }
 
 /// One row to overwrite, and whether its status (or reason, or decline date) changed.
@@ -239,6 +326,7 @@ pub async fn update(conn: &mut PgConnection, updates: &[Update<'_>]) -> Result<u
             api_updated_at = n.api_updated_at,
             extra = n.extra,
             fingerprint = n.fingerprint,
+            latest_updated_at = greatest(t.latest_updated_at, n.api_updated_at),
             changed_at = now(),
             status_changed_at = case when n.status_changed then now() else t.status_changed_at end
         from unnest(

@@ -1,20 +1,23 @@
 //! Applying one report page to the database in one transaction (SPEC.md "Transactions, crash
 //! safety"): compare without locks first, then lock only new or differing rows in id order,
-//! re-compare under the lock, and write rows, history, events, anomalies, rejected rows and the
-//! run's progress together. Two writers on the same data still emit each transition once.
+//! re-compare under the lock by the status rules (Rotessa's clock first, then the lifecycle),
+//! and write rows, history, events, anomalies, rejected rows and the run's progress together.
+//! Two writers on the same data still emit each transition once, and a page applied late (it
+//! was fetched ahead, or waited for a lock) cannot undo a newer commit: it is compared with
+//! what is stored when it holds the lock.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::domain::{Source, Transaction, Transition};
+use crate::domain::{AnomalyKind, Observed, Order, Source, Stored, Transaction, Transition};
 use crate::rotessa::{Page, RejectedRow};
 use crate::store::anomalies::Anomaly;
 use crate::store::history::Entry;
 use crate::store::lease::Fence;
-use crate::store::page_digests::{self, WindowKey};
+use crate::store::page_digests::{self, Coverage, WindowKey};
 use crate::store::rejected::{Origin, Rejected};
 use crate::store::runs::Progress;
-use crate::store::transactions::{Fingerprinted, Update};
+use crate::store::transactions::{Fingerprinted, Stored as StoredRow, Update};
 use crate::store::{self, ResultExt, Store};
 
 use super::events;
@@ -119,20 +122,36 @@ async fn apply_page(
 ) -> Result<PageOutcome, store::Error> {
     let ids: Vec<i64> = rows.iter().map(|r| r.row.id).collect();
 
-    // 1. Cheap: what is stored, without a transaction or a lock.
-    let stored = store::transactions::fingerprints(store.pool(), &ids).await?;
+    // 1. Cheap: what is stored, without a transaction or a lock. Rotessa's clock for a row only
+    //    moves forward, so an observation older than it now is stale under any lock too.
+    let stored = store::transactions::versions(store.pool(), &ids).await?;
+    let mut coverage = Coverage::default();
     let mut new = Vec::new();
     let mut differing = Vec::new();
+    let mut stale = Vec::new();
     let mut unchanged = 0i64;
     for r in rows {
         match stored.get(&r.row.id) {
             None => new.push(*r),
-            Some(fp) if *fp == r.fingerprint => unchanged += 1,
+            Some(v) if v.fingerprint == r.fingerprint => {
+                unchanged += 1;
+                coverage.add(r.row.id, r.fingerprint);
+            }
+            Some(v) if Order::of(r.row.api_updated_at, v.latest_updated_at) == Order::Older => {
+                stale.push(*r);
+                coverage.add(r.row.id, v.fingerprint);
+            }
             Some(_) => differing.push(*r),
         }
     }
+    let mut anomalies = stale_anomalies(store, &stale).await?;
+    let mut stale = stale.len() as i64;
     let rows_seen = page.rows.len as i64;
-    if new.is_empty() && differing.is_empty() && page.rows.rejected.is_empty() {
+    if new.is_empty()
+        && differing.is_empty()
+        && page.rows.rejected.is_empty()
+        && anomalies.is_empty()
+    {
         // Nothing to write: this page cost one read (and, with the page cache, a note of its
         // digest so that the same body is not even parsed next time). Its counts reach the run
         // at its end.
@@ -144,6 +163,7 @@ async fn apply_page(
                 page.number,
                 page.rows.digest,
                 page.rows.len,
+                &coverage,
             )
             .await?;
         }
@@ -152,6 +172,7 @@ async fn apply_page(
                 pages: 1,
                 rows_seen,
                 unchanged,
+                stale,
                 ..Progress::default()
             },
             ..PageOutcome::default()
@@ -183,7 +204,9 @@ async fn apply_page(
                 None,
                 &observed_at,
                 ctx.source,
+                false,
             ));
+            coverage.add(r.row.id, r.fingerprint);
         } else {
             // Another writer inserted it first: compare under the lock like any change.
             differing.push(*r);
@@ -192,16 +215,14 @@ async fn apply_page(
 
     // 3. Differing rows: lock in id order, re-compare, apply the status rules.
     let mut updates = Vec::new();
-    let mut anomalies = Vec::new();
     if !differing.is_empty() {
         differing.sort_by_key(|r| r.row.id);
         let ids: Vec<i64> = differing.iter().map(|r| r.row.id).collect();
-        let current: HashMap<i64, store::transactions::Stored> =
-            store::transactions::lock_current(&mut tx, &ids)
-                .await?
-                .into_iter()
-                .map(|s| (s.id, s))
-                .collect();
+        let current: HashMap<i64, StoredRow> = store::transactions::lock_current(&mut tx, &ids)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
         for r in &differing {
             let cur = current
                 .get(&r.row.id)
@@ -209,18 +230,38 @@ async fn apply_page(
                 .op("a transaction row vanished while its page was written")?;
             if cur.fingerprint == r.fingerprint {
                 unchanged += 1;
+                coverage.add(r.row.id, r.fingerprint);
                 continue;
             }
-            match Transition::classify(&cur.change, &r.row.status_change(), true) {
-                Transition::Backward => anomalies.push(Anomaly {
-                    transaction_id: r.row.id,
-                    stored_status: cur.change.status.as_str(),
-                    stored_status_reason: cur.change.status_reason.clone(),
-                    stored_status_at: cur.status_changed_at,
-                    observed_status: r.row.status.as_str(),
-                    observed_status_reason: r.row.status_reason.clone(),
-                }),
-                Transition::Forward => {
+            let observed = r.row.status_change();
+            let transition = Transition::classify(
+                Stored {
+                    change: &cur.change,
+                    latest_updated_at: cur.latest_updated_at,
+                    previous: cur.previous.as_ref(),
+                },
+                Observed {
+                    change: &observed,
+                    updated_at: r.row.api_updated_at,
+                    source: ctx.source,
+                },
+                true,
+            );
+            match transition {
+                Transition::Stale | Transition::Backward => {
+                    coverage.add(r.row.id, cur.fingerprint);
+                    let kind = if transition == Transition::Stale {
+                        stale += 1;
+                        AnomalyKind::Stale
+                    } else {
+                        AnomalyKind::Backward
+                    };
+                    if kind == AnomalyKind::Backward || cur.change.status != r.row.status {
+                        anomalies.push(anomaly(kind, cur, r.row));
+                    }
+                }
+                Transition::StatusChanged { reversal } => {
+                    coverage.add(r.row.id, r.fingerprint);
                     updates.push(Update {
                         row: *r,
                         status_changed: true,
@@ -231,12 +272,19 @@ async fn apply_page(
                         Some(cur.change.status),
                         &observed_at,
                         ctx.source,
+                        reversal,
                     ));
+                    if reversal {
+                        anomalies.push(anomaly(AnomalyKind::Reversal, cur, r.row));
+                    }
                 }
-                Transition::FieldsOnly | Transition::Unchanged => updates.push(Update {
-                    row: *r,
-                    status_changed: false,
-                }),
+                Transition::FieldsOnly | Transition::Unchanged => {
+                    coverage.add(r.row.id, r.fingerprint);
+                    updates.push(Update {
+                        row: *r,
+                        status_changed: false,
+                    });
+                }
             }
         }
         store::transactions::update(&mut tx, &updates).await?;
@@ -261,6 +309,7 @@ async fn apply_page(
         updated: updates.len() as i64,
         unchanged,
         rejected: page.rows.rejected.len() as i64,
+        stale,
         anomalies: anomalies.len() as i64,
         events: outbox.len() as i64,
     };
@@ -272,6 +321,7 @@ async fn apply_page(
             page.number,
             page.rows.digest,
             page.rows.len,
+            &coverage,
         )
         .await?;
     }
@@ -293,6 +343,45 @@ async fn apply_page(
         event_types: outbox.iter().map(|e| e.event_type).collect(),
         unparsed,
     })
+}
+
+/// The anomalies of observations found stale without a lock: those whose status differs from
+/// what is stored now.
+async fn stale_anomalies(
+    store: &Store,
+    stale: &[Fingerprinted<'_>],
+) -> Result<Vec<Anomaly>, store::Error> {
+    if stale.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = stale.iter().map(|r| r.row.id).collect();
+    let current: HashMap<i64, StoredRow> = store::transactions::current(store.pool(), &ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    Ok(stale
+        .iter()
+        .filter_map(|r| {
+            let cur = current.get(&r.row.id)?;
+            (cur.change.status != r.row.status).then(|| anomaly(AnomalyKind::Stale, cur, r.row))
+        })
+        .collect())
+}
+
+/// An observation `observed` of a row stored as `stored`, recorded as `kind`.
+fn anomaly(kind: AnomalyKind, stored: &StoredRow, observed: &Transaction) -> Anomaly {
+    Anomaly {
+        kind,
+        transaction_id: observed.id,
+        stored_status: stored.change.status.as_str(),
+        stored_status_reason: stored.change.status_reason.clone(),
+        stored_status_at: stored.status_changed_at,
+        stored_updated_at: stored.latest_updated_at,
+        observed_status: observed.status.as_str(),
+        observed_status_reason: observed.status_reason.clone(),
+        observed_updated_at: observed.api_updated_at,
+    }
 }
 
 /// Quarantines rows the parser refused, in the caller's transaction.

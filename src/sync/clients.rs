@@ -95,6 +95,7 @@ async fn apply(
         updated: upserted.updated,
         unchanged: clients.len() as i64 - upserted.inserted - upserted.updated,
         rejected: rejected.len() as i64,
+        stale: 0,
         anomalies: 0,
         events: 0,
     };

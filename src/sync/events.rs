@@ -17,15 +17,17 @@ pub fn observed_at(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// `transaction.status_changed`: a transaction was first seen (`from` is `None`), moved
-/// forward, or got a new status reason or decline date. `observed_at` comes from
-/// [`observed_at`]. The payload is written directly as JSON text: one event per new row makes
-/// this the hottest serialization of a backfill.
+/// `transaction.status_changed`: a transaction was first seen (`from` is `None`), changed status,
+/// or got a new status reason or decline date. `reversal` marks a move back in the lifecycle (a
+/// chargeback reversed, a decline resubmitted). `observed_at` comes from [`observed_at`]. The
+/// payload is written directly as JSON text: one event per new row makes this the hottest
+/// serialization of a backfill.
 pub fn transaction_status_changed(
     t: &Transaction,
     from: Option<Status>,
     observed_at: &str,
     source: Source,
+    reversal: bool,
 ) -> NewEvent {
     let mut p = String::with_capacity(420);
     p.push_str("{\"event_version\":");
@@ -58,7 +60,11 @@ pub fn transaction_status_changed(
     push_str(&mut p, observed_at);
     p.push_str(",\"source\":");
     push_str(&mut p, source.as_str());
-    p.push('}');
+    p.push_str(if reversal {
+        ",\"reversal\":true}"
+    } else {
+        ",\"reversal\":false}"
+    });
     NewEvent {
         id: Uuid::now_v7(),
         aggregatetype: "transaction",
@@ -218,6 +224,7 @@ mod tests {
             Some(Status::Pending),
             "2019-03-12T15:04:05.123456Z",
             Source::DeclineReport,
+            true,
         );
         let v: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
         assert_eq!(
@@ -229,7 +236,7 @@ mod tests {
                 "settlement_date": "2019-03-08", "decline_date": null,
                 "transaction_number": "INV\"7\"\\\n\u{1}é", "custom_identifier": null,
                 "observed_at": "2019-03-12T15:04:05.123456Z",
-                "source": "transaction_decline_report"
+                "source": "transaction_decline_report", "reversal": true
             })
         );
     }

@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::StopReason;
 use super::apply::{PageContext, PageOutcome, with_db_retries};
-use crate::domain::{Source, Transaction};
+use crate::domain::{AnomalyKind, Source, Transaction};
 use crate::rotessa::{self, Page, RejectedRow, wire::snippet};
 use crate::store::lease::Fence;
 use crate::store::page_digests::WindowKey;
@@ -196,13 +196,40 @@ impl Run {
                 "optional fields could not be parsed: stored as NULL, their text kept in extra"
             );
         }
+        if p.stale > 0 {
+            metrics::counter!("rotessa_stale_observations_total", "stream" => stream)
+                .increment(p.stale as u64);
+            tracing::debug!(
+                stale = p.stale,
+                "observations not newer than the stored rows were not applied"
+            );
+        }
         for a in &outcome.anomalies {
-            metrics::counter!("rotessa_status_anomalies_total", "stream" => stream).increment(1);
+            let message = match a.kind {
+                AnomalyKind::Stale => {
+                    "report lags behind the stored row: not applied, recorded in rotessa.status_anomalies"
+                }
+                AnomalyKind::Backward => {
+                    "status moved backward without a newer updated_at: not applied, recorded in rotessa.status_anomalies"
+                }
+                AnomalyKind::Reversal => {
+                    "status moved back in the lifecycle: applied and emitted as a reversal, recorded in rotessa.status_anomalies"
+                }
+            };
+            // Stale rows are counted with the stale observations; the anomalies metric counts
+            // what an operator reviews.
+            if a.kind != AnomalyKind::Stale {
+                metrics::counter!("rotessa_status_anomalies_total", "stream" => stream)
+                    .increment(1);
+            }
             tracing::warn!(
                 transaction_id = a.transaction_id,
+                kind = a.kind.as_str(),
                 stored = a.stored_status,
+                stored_updated_at = ?a.stored_updated_at,
                 observed = a.observed_status,
-                "status moved backward: not applied, recorded in rotessa.status_anomalies"
+                observed_updated_at = ?a.observed_updated_at,
+                "{message}"
             );
         }
         tracing::debug!(
@@ -287,6 +314,7 @@ impl Run {
                     updated = progress.updated,
                     unchanged = progress.unchanged,
                     rejected = progress.rejected,
+                    stale = progress.stale,
                     anomalies = progress.anomalies,
                     events = progress.events,
                     "run succeeded"

@@ -224,6 +224,7 @@ async fn apply(
         updated: updates.len() as i64,
         unchanged,
         rejected: rejected.len() as i64,
+        stale: 0,
         anomalies: 0,
         events: outbox.len() as i64,
     };
