@@ -92,6 +92,7 @@ METRICS = {
     "rotessa_api_retries_total",
     "rotessa_rejected_rows_total",
     "rotessa_status_anomalies_total",
+    "rotessa_stale_observations_total",
     "rotessa_leader",
     "rotessa_scheduler_skipped_ticks_total",
 }

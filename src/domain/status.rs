@@ -121,8 +121,9 @@ pub struct Stored<'a> {
     pub change: &'a StatusChange,
     /// The newest `updated_at` Rotessa reported for the row.
     pub latest_updated_at: Option<DateTime<Utc>>,
-    /// The state the row was in before its current one, if it ever changed.
-    pub previous: Option<&'a StatusChange>,
+    /// The state the row was in before its current one, and the report that said so, if the
+    /// row ever changed.
+    pub previous: Option<(&'a StatusChange, Source)>,
 }
 
 /// One report's view of a row.
@@ -156,11 +157,11 @@ impl Transition {
     /// - an older `updated_at` is stale;
     /// - a newer one is applied, even against the lifecycle (then it is a reversal);
     /// - otherwise (equal, or either side without one) the lifecycle decides: a move it allows
-    ///   is applied unless it would take the row back to the state it just left (two reports
-    ///   disagreeing would otherwise flap it), which is stale; a move it forbids is backward;
-    ///   and a change of other fields only is written when it comes from the transaction
-    ///   report, which owns them, and cannot be older (it has an `updated_at`, or the stored
-    ///   row has none); else it is stale.
+    ///   is applied unless the report that showed the state the row just left shows it again
+    ///   (it lags behind the other report; applying it would flap the row), which is stale; a
+    ///   move it forbids is backward; and a change of other fields only is written when it
+    ///   comes from the transaction report, which owns them, and cannot be older (it has an
+    ///   `updated_at`, or the stored row has none); else it is stale.
     pub fn classify(stored: Stored<'_>, observed: Observed<'_>, fields_differ: bool) -> Self {
         let same_status = stored.change == observed.change;
         let reversal = observed.change.status.rank() < stored.change.status.rank();
@@ -181,7 +182,9 @@ impl Transition {
             Order::Undecided if !stored.change.status.may_move_to(observed.change.status) => {
                 Self::Backward
             }
-            Order::Undecided if stored.previous == Some(observed.change) => Self::Stale,
+            Order::Undecided if stored.previous == Some((observed.change, observed.source)) => {
+                Self::Stale
+            }
             Order::Undecided => Self::StatusChanged { reversal },
         }
     }
@@ -264,7 +267,8 @@ mod tests {
     }
 
     /// Classifies `observed` (stamped `observed_at`, from the transaction report) against a row
-    /// stored as `stored` at `stored_at`, which was `previous` before.
+    /// stored as `stored` at `stored_at`, which the transaction report showed as `previous`
+    /// before.
     fn classify(
         stored: &StatusChange,
         stored_at: Option<DateTime<Utc>>,
@@ -276,7 +280,7 @@ mod tests {
             Stored {
                 change: stored,
                 latest_updated_at: stored_at,
-                previous,
+                previous: previous.map(|p| (p, Source::TransactionReport)),
             },
             Observed {
                 change: observed,
@@ -379,6 +383,21 @@ mod tests {
             classify(&declined, at(9), Some(&approved), &approved, at(10)),
             Transition::StatusChanged { reversal: false }
         );
+        // The other report moving back is not a lag of the first: it converges.
+        let from_declines = Transition::classify(
+            Stored {
+                change: &declined,
+                latest_updated_at: at(9),
+                previous: Some((&approved, Source::DeclineReport)),
+            },
+            Observed {
+                change: &approved,
+                updated_at: at(9),
+                source: Source::TransactionReport,
+            },
+            true,
+        );
+        assert_eq!(from_declines, Transition::StatusChanged { reversal: false });
         // A new decline of a resubmitted transaction is not a return: its date differs.
         let again = StatusChange {
             decline_date: chrono::NaiveDate::from_ymd_opt(2026, 12, 2),

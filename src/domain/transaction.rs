@@ -21,6 +21,13 @@ impl Source {
             Self::DeclineReport => "transaction_decline_report",
         }
     }
+
+    /// The report named `name` in history rows, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::TransactionReport, Self::DeclineReport]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
 }
 
 /// One transaction as the API reported it, validated: the columns of `rotessa.transactions`.

@@ -13,7 +13,7 @@ type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 
 use super::copy::CopyRows;
 use super::{Error, ResultExt};
-use crate::domain::{Status, StatusChange, Transaction};
+use crate::domain::{Source, Status, StatusChange, Transaction};
 
 /// What identifies the stored version of a row without reading the rest of it: the fingerprint
 /// of its fields and Rotessa's clock for it.
@@ -187,8 +187,9 @@ pub struct Stored {
     pub change: StatusChange,
     pub status_changed_at: DateTime<Utc>,
     pub latest_updated_at: Option<DateTime<Utc>>,
-    /// The state before the current one (from the status history), if the status ever changed.
-    pub previous: Option<StatusChange>,
+    /// The state before the current one and the report that showed it (from the status
+    /// history), if the status ever changed.
+    pub previous: Option<(StatusChange, Source)>,
 }
 
 /// The stored status of each of `ids` that exists, without a lock (to describe an observation
@@ -199,7 +200,7 @@ pub async fn current<'c>(
 ) -> Result<Vec<Stored>, Error> {
     const SQL: &str = r#"
         select id, fingerprint, status, status_reason, decline_date, status_changed_at,
-               latest_updated_at, null::text, null::text, null::date
+               latest_updated_at, null::text, null::text, null::date, null::text
         from rotessa.transactions
         where id = any($1)
         order by id
@@ -220,10 +221,10 @@ pub async fn lock_current(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<St
     const SQL: &str = r#"
         select t.id, t.fingerprint, t.status, t.status_reason, t.decline_date,
                t.status_changed_at, t.latest_updated_at,
-               p.to_status, p.status_reason, p.decline_date
+               p.to_status, p.status_reason, p.decline_date, p.source
         from rotessa.transactions t
         left join lateral (
-            select h.to_status, h.status_reason, h.decline_date
+            select h.to_status, h.status_reason, h.decline_date, h.source
             from rotessa.transaction_status_history h
             where h.transaction_id = t.id
             order by h.id desc
@@ -241,6 +242,7 @@ pub async fn lock_current(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<St
     rows.into_iter().map(stored).collect()
 }
 
+/// A row of [`current`] or [`lock_current`]: the stored columns, then the previous state's.
 type StoredRow = (
     i64,
     i64,
@@ -252,6 +254,7 @@ type StoredRow = (
     Option<String>,
     Option<String>,
     Option<NaiveDate>,
+    Option<String>,
 );
 
 fn stored(row: StoredRow) -> Result<Stored, Error> {
@@ -266,6 +269,7 @@ fn stored(row: StoredRow) -> Result<Stored, Error> {
         p_status,
         p_reason,
         p_date,
+        p_source,
     ) = row;
     let parse = |status: String| {
         status.parse::<Status>().map_err(|e| Error::Query {
@@ -273,13 +277,17 @@ fn stored(row: StoredRow) -> Result<Stored, Error> {
             source: sqlx::Error::Decode(Box::new(e)),
         })
     };
-    let previous = match p_status {
-        Some(status) => Some(StatusChange {
-            status: parse(status)?,
-            status_reason: p_reason,
-            decline_date: p_date,
-        }),
-        None => None,
+    // A history row from a source this version does not know cannot be a lagging report.
+    let previous = match (p_status, p_source.as_deref().and_then(Source::from_name)) {
+        (Some(status), Some(source)) => Some((
+            StatusChange {
+                status: parse(status)?,
+                status_reason: p_reason,
+                decline_date: p_date,
+            },
+            source,
+        )),
+        _ => None,
     };
     Ok(Stored {
         id,

@@ -238,7 +238,10 @@ async fn apply_page(
                 Stored {
                     change: &cur.change,
                     latest_updated_at: cur.latest_updated_at,
-                    previous: cur.previous.as_ref(),
+                    previous: cur
+                        .previous
+                        .as_ref()
+                        .map(|(change, source)| (change, *source)),
                 },
                 Observed {
                     change: &observed,
