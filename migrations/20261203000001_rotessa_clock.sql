@@ -36,11 +36,18 @@ alter table rotessa.status_anomalies add constraint status_anomalies_once_per_ki
 -- Observations not applied because they were not newer than the stored row, per run.
 alter table rotessa.sync_runs add column rows_stale bigint not null default 0;
 
--- The page cache holds a digest only while the page's rows are as its last application left
--- them: `ids` are the page's rows and `state` the sum of the fingerprints it left. A read that
--- finds another sum (any writer changed one of the rows since) does not skip the page.
--- Digests recorded before this migration cannot say so, and are forgotten.
+-- The page cache holds a digest only while the table holds what the page's application left:
+-- `covered` rows whose fingerprints add up to `state`. A dense page (ids close together) covers
+-- its primary-key range [id_from, id_to], the other rows in between included (their change
+-- only makes the page be compared again); a sparse page covers exactly its `ids`. A read that
+-- finds another count or sum (a writer changed a row since) does not skip the page. Digests
+-- recorded before this migration cannot say so, and are forgotten.
 truncate rotessa.page_digests;
 alter table rotessa.page_digests
-    add column ids bigint[] not null,
-    add column state numeric not null;
+    add column id_from bigint,
+    add column id_to bigint,
+    add column ids bigint[],
+    add column covered bigint not null,
+    add column state numeric not null,
+    add constraint page_digests_dense_or_sparse
+        check ((ids is null) = (id_from is not null and id_to is not null));

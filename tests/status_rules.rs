@@ -439,7 +439,7 @@ async fn a_stale_observation_writes_nothing_emits_nothing_and_is_counted(pool: P
 async fn the_page_cache_never_hides_a_write_by_another_writer(pool: PgPool) {
     let server = MockServer::start().await;
     let syncer = syncer(&pool, platform_settings(&server, &[]));
-    let approved = tx(21, "Approved", T1);
+    let approved = tx(121, "Approved", T1);
     let mut p = one_client();
     p.transactions = [vec![approved.clone()], other_rows(0)].concat();
     p.mount(&server).await;
@@ -449,30 +449,55 @@ async fn the_page_cache_never_hides_a_write_by_another_writer(pool: PgPool) {
     let skipped = run(&syncer, Stream::Transactions).await.progress;
     assert_eq!((skipped.unchanged, skipped.stale), (21, 0));
 
-    // 1. The declines stream writes row 21 (a newer decline). The transaction report's page is
+    // 1. The declines stream writes row 121 (a newer decline). The transaction report's page is
     //    byte-identical, but one of its rows was written since: it is compared again (its
     //    lagging row counts as stale), and the newer value stays.
-    p.declines.insert(
-        CLIENT,
-        vec![stamped(
-            &as_decline(&approved, "Declined", "NSF", "2026-11-09"),
+    let declines_page = vec![
+        stamped(&as_decline(&approved, "Declined", "NSF", "2026-11-09"), T2),
+        stamped(
+            &as_decline(&tx(300, "Pending", T0), "Declined", "NSF", "2026-11-09"),
             T2,
-        )],
-    );
+        ),
+    ];
+    p.declines.insert(CLIENT, declines_page);
     p.mount(&server).await;
     run(&syncer, Stream::Declines).await;
     let compared = run(&syncer, Stream::Transactions).await.progress;
     assert_eq!((compared.unchanged, compared.stale), (20, 1));
-    assert_eq!(stored(&pool, 21).await.0, "Declined");
-    // Compared once, the page is cached again.
+    assert_eq!(stored(&pool, 121).await.0, "Declined");
+    // Compared once, the page is cached again; so is the decline report's.
     let skipped = run(&syncer, Stream::Transactions).await.progress;
     assert_eq!((skipped.unchanged, skipped.stale), (21, 0));
+    let skipped = run(&syncer, Stream::Declines).await.progress;
+    assert_eq!((skipped.unchanged, skipped.stale), (2, 0));
+
+    // The other way round, through a page whose ids are far apart (checked row by row, not as
+    // a range): the transaction report writes row 121 (a newer reason); the decline report's
+    // identical page is compared again, and its older row is stale.
+    let corrected = stamped(&corrected_row(&approved), T3);
+    p.transactions = [vec![corrected.clone()], other_rows(0)].concat();
+    p.mount(&server).await;
+    assert_eq!(run(&syncer, Stream::Transactions).await.progress.events, 1);
+    let compared = run(&syncer, Stream::Declines).await.progress;
+    assert_eq!((compared.unchanged, compared.stale), (1, 1));
+    let sparse: Vec<(String, bool)> = sqlx::query_as(
+        "select distinct stream, ids is not null from rotessa.page_digests where row_count > 0
+         order by stream",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        sparse,
+        vec![("declines".into(), true), ("transactions".into(), false)],
+        "the decline report's page is checked row by row, the other as a range"
+    );
 
     // 2. A writer outside the sync puts an older state back (a restore from backup, say): row
     //    100 returns to what it was before the page was last applied. The identical page is
     //    compared, and its newer value wins.
     let mut p2 = p.clone();
-    p2.transactions = [vec![approved.clone()], other_rows(1)].concat();
+    p2.transactions = [vec![corrected], other_rows(1)].concat();
     let before: Value =
         sqlx::query_scalar("select to_jsonb(t) from rotessa.transactions t where id = 100")
             .fetch_one(&pool)
@@ -496,6 +521,11 @@ async fn the_page_cache_never_hides_a_write_by_another_writer(pool: PgPool) {
     let compared = run(&syncer, Stream::Transactions).await.progress;
     assert_eq!((compared.updated, compared.events), (1, 1));
     assert_eq!(stored(&pool, 100).await.0, "Approved");
+}
+
+/// Transaction `row` declined for "Account Closed", as the transaction report shows it.
+fn corrected_row(row: &Value) -> Value {
+    declined_in_report(row, "Declined", "Account Closed", "2026-11-09")
 }
 
 #[sqlx::test]

@@ -2,10 +2,15 @@
 //! skips a byte-identical page without parsing it or reading a row.
 //!
 //! A digest alone would trust that nothing else wrote the page's rows since (another stream, a
-//! one-shot `sync`, another process, a restore): so each digest also records the page's rows
-//! and the sum of the fingerprints its application left them with, and [`known`] offers a
-//! digest only while the stored rows still add up to that sum. Any write to any of the rows, by
+//! one-shot `sync`, another process, a restore): so each digest also records what the page's
+//! application left in the table, as a count and a sum of fingerprints, and [`known`] offers a
+//! digest only while the table still holds exactly that. Any write to any of the rows, by
 //! anyone, makes the page be compared again: this holds by construction, whatever the writer.
+//!
+//! A dense page (ids close together, the usual case) is checked by one primary-key range scan
+//! over `[id_from, id_to]`, which also covers the other rows in between: a change to one of those
+//! makes the page be compared again too, which is merely safe. A sparse page keeps its `ids` and
+//! is checked by one probe per row.
 
 use std::collections::HashMap;
 
@@ -13,6 +18,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 
+use super::transactions::OtherRows;
 use super::{Error, ResultExt};
 
 /// Which report window a page belongs to.
@@ -24,42 +30,70 @@ pub struct WindowKey<'a> {
     pub to: NaiveDate,
 }
 
-/// The rows a page covers and the fingerprints it left them with (the new row, or what stayed
-/// stored where the page's row was not applied).
+/// What a page's application leaves in the table: its own rows with the fingerprints it left
+/// them with (the new row, or what stayed stored where the page's row was not applied), plus,
+/// for a dense page, the other rows of its id range as they were read.
 #[derive(Debug, Clone, Default)]
 pub struct Coverage {
     ids: Vec<i64>,
     sum: i128,
+    others: Option<OtherRows>,
 }
 
 impl Coverage {
+    /// A page whose ids were read as one range (`others`), or probed one by one (`None`).
+    pub fn new(others: Option<OtherRows>) -> Self {
+        Self {
+            others,
+            ..Self::default()
+        }
+    }
+
     /// Row `id` holds `fingerprint` once the page is applied.
     pub fn add(&mut self, id: i64, fingerprint: i64) {
         self.ids.push(id);
         self.sum += i128::from(fingerprint);
     }
 
-    /// The sum as PostgreSQL's `sum(bigint)` computes it, or `None` past `numeric`'s reach in
-    /// `Decimal` (more rows than any page holds).
-    fn state(&self) -> Option<Decimal> {
-        Decimal::try_from_i128_with_scale(self.sum, 0).ok()
+    /// How many rows the check covers, and the sum of their fingerprints as PostgreSQL's
+    /// `sum(bigint)` computes it (`None` past `Decimal`'s reach: more rows than a page holds).
+    fn expected(&self) -> Option<(i64, Decimal)> {
+        let (count, sum) = match self.others {
+            Some(o) => (
+                o.count + self.ids.len() as i64,
+                o.fingerprint_sum + self.sum,
+            ),
+            None => (self.ids.len() as i64, self.sum),
+        };
+        Some((count, Decimal::try_from_i128_with_scale(sum, 0).ok()?))
     }
 }
 
 /// The pages of a window applied before whose rows nobody changed since: page number ->
 /// (digest, row count).
 pub async fn known(pool: &PgPool, w: WindowKey<'_>) -> Result<HashMap<u32, (i64, usize)>, Error> {
-    // One primary-key probe per covered row (a scalar subquery is never turned into a join).
+    // Dense pages: one range scan each. Sparse pages: one primary-key probe per row (a scalar
+    // subquery is never turned into a join, and `offset 0` evaluates each probe once).
     const SQL: &str = r#"
+        select d.page, d.digest, d.row_count
+        from rotessa.page_digests d
+        cross join lateral (
+            select count(*) as n, coalesce(sum(t.fingerprint), 0) as s
+            from rotessa.transactions t
+            where t.id between d.id_from and d.id_to
+        ) cur
+        where d.stream = $1 and d.client_id = $2 and d.window_from = $3 and d.window_to = $4
+          and d.ids is null and cur.n = d.covered and cur.s = d.state
+        union all
         select d.page, d.digest, d.row_count
         from rotessa.page_digests d
         cross join lateral (
             select count(f) as n, coalesce(sum(f), 0) as s
             from (select (select t.fingerprint from rotessa.transactions t where t.id = u.id) as f
-                  from unnest(d.ids) as u(id)) probes
+                  from unnest(d.ids) as u(id) offset 0) probes
         ) cur
         where d.stream = $1 and d.client_id = $2 and d.window_from = $3 and d.window_to = $4
-          and cur.n = cardinality(d.ids) and cur.s = d.state
+          and d.ids is not null and cur.n = d.covered and cur.s = d.state
     "#;
     let rows: Vec<(i32, i64, i32)> = sqlx::query_as(SQL)
         .bind(w.stream)
@@ -90,15 +124,19 @@ pub async fn record(
 ) -> Result<(), Error> {
     const SQL: &str = r#"
         insert into rotessa.page_digests as d
-            (stream, client_id, window_from, window_to, page, digest, row_count, ids, state)
-        values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            (stream, client_id, window_from, window_to, page, digest, row_count,
+             id_from, id_to, ids, covered, state)
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         on conflict (stream, client_id, window_from, window_to, page) do update set
-            digest = excluded.digest, row_count = excluded.row_count, ids = excluded.ids,
-            state = excluded.state, applied_at = now()
+            digest = excluded.digest, row_count = excluded.row_count,
+            id_from = excluded.id_from, id_to = excluded.id_to, ids = excluded.ids,
+            covered = excluded.covered, state = excluded.state, applied_at = now()
     "#;
-    let Some(state) = coverage.state() else {
+    let Some((covered, state)) = coverage.expected() else {
         return Ok(());
     };
+    let range = coverage.others.map(|o| (o.from, o.to));
+    let ids = coverage.others.is_none().then_some(&coverage.ids);
     sqlx::query(SQL)
         .bind(w.stream)
         .bind(w.client_id)
@@ -107,7 +145,10 @@ pub async fn record(
         .bind(i32::try_from(page).unwrap_or(i32::MAX))
         .bind(digest)
         .bind(i32::try_from(rows).unwrap_or(i32::MAX))
-        .bind(&coverage.ids)
+        .bind(range.map(|r| r.0))
+        .bind(range.map(|r| r.1))
+        .bind(ids)
+        .bind(covered)
         .bind(state)
         .execute(conn)
         .await

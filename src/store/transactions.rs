@@ -23,14 +23,32 @@ pub struct Version {
     pub latest_updated_at: Option<DateTime<Utc>>,
 }
 
-/// The stored version of each of `ids` that exists; a missing id is a new transaction. Takes no
-/// lock and needs no transaction: an unchanged page costs this one read and nothing else. A
-/// page's ids are usually close together, so one primary-key range scan reads them (about five
-/// times cheaper than a probe per id); scattered ids are probed one by one.
+/// What is stored for a page's ids.
+#[derive(Debug, Clone, Default)]
+pub struct PageVersions {
+    /// The stored version of each id that exists; a missing id is a new transaction.
+    pub rows: HashMap<i64, Version>,
+    /// When the ids were read as one range of the primary key: the other rows in that range.
+    pub others: Option<OtherRows>,
+}
+
+/// The stored rows of the id range `[from, to]` that are not the page's own, summed up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtherRows {
+    pub from: i64,
+    pub to: i64,
+    pub count: i64,
+    pub fingerprint_sum: i128,
+}
+
+/// The stored version of each of `ids`. Takes no lock and needs no transaction: an unchanged
+/// page costs this one read and nothing else. A page's ids are usually close together, so one
+/// primary-key range scan reads them (about five times cheaper than a probe per id); scattered
+/// ids are probed one by one.
 pub async fn versions<'c>(
     conn: impl sqlx::PgExecutor<'c>,
     ids: &[i64],
-) -> Result<HashMap<i64, Version>, Error> {
+) -> Result<PageVersions, Error> {
     // At most this many stored rows read per id of the page before probing instead.
     const DENSE: i64 = 4;
     const RANGE: &str = r#"
@@ -60,7 +78,7 @@ pub async fn versions<'c>(
         )
     };
     let (Some(&min), Some(&max)) = (ids.iter().min(), ids.iter().max()) else {
-        return Ok(HashMap::new());
+        return Ok(PageVersions::default());
     };
     if max.saturating_sub(min) < DENSE.saturating_mul(ids.len() as i64) {
         let rows: Vec<Row> = sqlx::query_as(RANGE)
@@ -70,18 +88,35 @@ pub async fn versions<'c>(
             .await
             .op("reading stored fingerprints")?;
         let wanted: std::collections::HashSet<i64> = ids.iter().copied().collect();
-        return Ok(rows
-            .into_iter()
-            .filter(|(id, _, _)| wanted.contains(id))
-            .map(version)
-            .collect());
+        let mut others = OtherRows {
+            from: min,
+            to: max,
+            count: 0,
+            fingerprint_sum: 0,
+        };
+        let mut versions = HashMap::with_capacity(ids.len());
+        for row in rows {
+            if wanted.contains(&row.0) {
+                versions.insert(row.0, version(row).1);
+            } else {
+                others.count += 1;
+                others.fingerprint_sum += i128::from(row.1);
+            }
+        }
+        return Ok(PageVersions {
+            rows: versions,
+            others: Some(others),
+        });
     }
     let rows: Vec<Row> = sqlx::query_as(PROBES)
         .bind(ids)
         .fetch_all(conn)
         .await
         .op("reading stored fingerprints")?;
-    Ok(rows.into_iter().map(version).collect())
+    Ok(PageVersions {
+        rows: rows.into_iter().map(version).collect(),
+        others: None,
+    })
 }
 
 /// Inserts the rows that did not exist, in id order; returns the ids actually inserted. A row

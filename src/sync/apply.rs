@@ -125,13 +125,13 @@ async fn apply_page(
     // 1. Cheap: what is stored, without a transaction or a lock. Rotessa's clock for a row only
     //    moves forward, so an observation older than it now is stale under any lock too.
     let stored = store::transactions::versions(store.pool(), &ids).await?;
-    let mut coverage = Coverage::default();
+    let mut coverage = Coverage::new(stored.others);
     let mut new = Vec::new();
     let mut differing = Vec::new();
     let mut stale = Vec::new();
     let mut unchanged = 0i64;
     for r in rows {
-        match stored.get(&r.row.id) {
+        match stored.rows.get(&r.row.id) {
             None => new.push(*r),
             Some(v) if v.fingerprint == r.fingerprint => {
                 unchanged += 1;

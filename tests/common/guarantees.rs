@@ -64,11 +64,14 @@ const TABLES: [(&str, &str); 9] = [
         "sync_state",
         "select jsonb_build_array(stream, client_id, cursor_date)::text from rotessa.sync_state",
     ),
+    // Stale anomalies record a report seen lagging behind the stored row, which depends on the
+    // order the reports were read in: a run re-done after a crash or a failure reads a lagging
+    // report again after the other one. They are counted by `stale_anomalies`, not compared.
     (
         "status_anomalies",
-        "select jsonb_build_array(transaction_id, stored_status, stored_status_reason,
+        "select jsonb_build_array(kind, transaction_id, stored_status, stored_status_reason,
                                   observed_status, observed_status_reason, source)::text
-         from rotessa.status_anomalies",
+         from rotessa.status_anomalies where kind <> 'stale'",
     ),
     (
         "rejected_records",
@@ -183,6 +186,33 @@ pub async fn duplicate_events(pool: &PgPool) -> (i64, i64) {
     .await
     .expect("duplicate transitions");
     (events, transitions)
+}
+
+/// Events that flap a transaction: one that moves it back in the lifecycle (`reversal`), or one
+/// that returns it to the status it had before its previous event (A -> B, then B -> A).
+pub async fn flaps(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "select aggregateid || ': ' || coalesce(prev_from, 'new') || ' -> ' || from_status
+                || ' -> ' || to_status
+         from (select aggregateid, payload->>'from_status' as from_status,
+                      payload->>'to_status' as to_status, (payload->>'reversal')::bool as reversal,
+                      lag(payload->>'from_status')
+                          over (partition by aggregateid order by txid, seq) as prev_from
+               from rotessa.outbox where type = 'transaction.status_changed') e
+         where reversal or to_status = prev_from
+         order by 1",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("flapping events")
+}
+
+/// How many `stale` anomalies were recorded (reports seen lagging behind each other).
+pub async fn stale_anomalies(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("select count(*) from rotessa.status_anomalies where kind = 'stale'")
+        .fetch_one(pool)
+        .await
+        .expect("stale anomalies")
 }
 
 /// Empties every table of the `rotessa` schema (the migrations stay applied).
