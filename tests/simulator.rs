@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use reqwest::StatusCode;
 use rotessa_recon::config::Settings;
 use rotessa_recon::rotessa::Client;
-use rotessa_recon::sim::{SimConfig, SimServer};
+use rotessa_recon::sim::{SimConfig, SimReport, SimServer};
 use rotessa_recon::store::Store;
 use rotessa_recon::sync::{Clock, PassOptions, RunOutcome, Stream, Syncer};
 use serde_json::Value;
@@ -487,105 +487,115 @@ struct Totals {
     cents: [i64; 3],
 }
 
+/// Checks, for every client, that the settlements served equal what SQL over the transaction
+/// report's rows would compute (the settlement_reconciliation view), and that the decline
+/// report has exactly the failed rows; returns how many transaction rows were checked.
+async fn check_settlements(http: &reqwest::Client, sim: &SimServer) -> usize {
+    let q = wide(d("2025-01-01"), d("2027-12-31"));
+    let mut checked = 0;
+    let today = sim.today();
+    for client in sim.handle().client_ids() {
+        let txs = all_rows(
+            http,
+            sim,
+            &format!("/v2/clients/{client}/transaction_report"),
+            &q,
+        )
+        .await;
+        checked += txs.len();
+        // What SQL over the synced rows would compute (the settlement_reconciliation view):
+        // approved and declined by settlement date, a chargeback by its decline date.
+        let mut expected: BTreeMap<NaiveDate, Totals> = BTreeMap::new();
+        let mut add = |day: NaiveDate, slot: usize, row: &Value| {
+            let t = expected.entry(day).or_default();
+            t.number[slot] += 1;
+            t.cents[slot] += cents(str_of(row, "amount").unwrap());
+        };
+        for row in &txs {
+            let settled = date_of(row, "settlement_date").unwrap();
+            let status = str_of(row, "status").unwrap();
+            if status == "Chargeback" {
+                let charged = date_of(row, "decline_date").unwrap();
+                assert!(charged <= today && charged > settled);
+                add(charged, 2, row);
+            }
+            if settled > today {
+                continue;
+            }
+            match status {
+                "Approved" | "Chargeback" => add(settled, 0, row),
+                "Declined" => add(settled, 1, row),
+                other => panic!("{other} transaction settled on {settled} <= {today}"),
+            }
+        }
+        let url = format!(
+            "{}/v2/clients/{client}/settlements/show_by_settlement_date",
+            sim.base_url()
+        );
+        let answer: Vec<Value> = http
+            .post(&url)
+            .header("Authorization", auth(sim))
+            .json(&serde_json::json!({"start_date": "2025-01-01", "end_date": "2027-12-31"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut served: BTreeMap<NaiveDate, Totals> = BTreeMap::new();
+        for s in &answer {
+            let n = |k: &str| s[k].as_i64().unwrap();
+            let c = |k: &str| cents(s[k].as_str().unwrap());
+            assert_eq!(n("number_payout"), n("number_approved"));
+            assert_eq!(c("total_payout"), 226 * n("number_approved"));
+            served.insert(
+                date_of(s, "settlement_date").unwrap(),
+                Totals {
+                    number: [
+                        n("number_approved"),
+                        n("number_declined"),
+                        n("number_chargeback"),
+                    ],
+                    cents: [
+                        c("total_approved"),
+                        c("total_declined"),
+                        c("total_chargeback"),
+                    ],
+                },
+            );
+        }
+        assert!(!served.is_empty());
+        assert_eq!(served, expected, "client {client} on {today}");
+
+        // The decline report: the same failed rows, by decline date, without client_id.
+        let declines = all_rows(
+            http,
+            sim,
+            &format!("/v2/clients/{client}/transaction_decline_report"),
+            &[("start_date", "2025-01-01".into())],
+        )
+        .await;
+        let expected_ids: Vec<i64> = txs
+            .iter()
+            .filter(|r| r["decline_date"].is_string())
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect();
+        let ids: Vec<i64> = declines.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+        assert_eq!(ids, expected_ids);
+        assert!(declines.iter().all(|r| r.get("client_id").is_none()));
+    }
+    checked
+}
+
 #[tokio::test]
 async fn settlements_add_up_to_their_transactions() {
     let sim = start(config(3000)).await;
     let http = reqwest::Client::new();
-    let q = wide(d("2025-01-01"), d("2027-12-31"));
     for step in 0..2 {
         if step == 1 {
             sim.advance(45);
         }
-        let today = sim.today();
-        for client in sim.handle().client_ids() {
-            let txs = all_rows(
-                &http,
-                &sim,
-                &format!("/v2/clients/{client}/transaction_report"),
-                &q,
-            )
-            .await;
-            // What SQL over the synced rows would compute (the settlement_reconciliation view):
-            // approved and declined by settlement date, a chargeback by its decline date.
-            let mut expected: BTreeMap<NaiveDate, Totals> = BTreeMap::new();
-            let mut add = |day: NaiveDate, slot: usize, row: &Value| {
-                let t = expected.entry(day).or_default();
-                t.number[slot] += 1;
-                t.cents[slot] += cents(str_of(row, "amount").unwrap());
-            };
-            for row in &txs {
-                let settled = date_of(row, "settlement_date").unwrap();
-                let status = str_of(row, "status").unwrap();
-                if status == "Chargeback" {
-                    let charged = date_of(row, "decline_date").unwrap();
-                    assert!(charged <= today && charged > settled);
-                    add(charged, 2, row);
-                }
-                if settled > today {
-                    continue;
-                }
-                match status {
-                    "Approved" | "Chargeback" => add(settled, 0, row),
-                    "Declined" => add(settled, 1, row),
-                    other => panic!("{other} transaction settled on {settled} <= {today}"),
-                }
-            }
-            let url = format!(
-                "{}/v2/clients/{client}/settlements/show_by_settlement_date",
-                sim.base_url()
-            );
-            let answer: Vec<Value> = http
-                .post(&url)
-                .header("Authorization", auth(&sim))
-                .json(&serde_json::json!({"start_date": "2025-01-01", "end_date": "2027-12-31"}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let mut served: BTreeMap<NaiveDate, Totals> = BTreeMap::new();
-            for s in &answer {
-                let n = |k: &str| s[k].as_i64().unwrap();
-                let c = |k: &str| cents(s[k].as_str().unwrap());
-                assert_eq!(n("number_payout"), n("number_approved"));
-                assert_eq!(c("total_payout"), 226 * n("number_approved"));
-                served.insert(
-                    date_of(s, "settlement_date").unwrap(),
-                    Totals {
-                        number: [
-                            n("number_approved"),
-                            n("number_declined"),
-                            n("number_chargeback"),
-                        ],
-                        cents: [
-                            c("total_approved"),
-                            c("total_declined"),
-                            c("total_chargeback"),
-                        ],
-                    },
-                );
-            }
-            assert!(!served.is_empty());
-            assert_eq!(served, expected, "client {client} on {today}");
-
-            // The decline report: the same failed rows, by decline date, without client_id.
-            let declines = all_rows(
-                &http,
-                &sim,
-                &format!("/v2/clients/{client}/transaction_decline_report"),
-                &[("start_date", "2025-01-01".into())],
-            )
-            .await;
-            let expected_ids: Vec<i64> = txs
-                .iter()
-                .filter(|r| r["decline_date"].is_string())
-                .map(|r| r["id"].as_i64().unwrap())
-                .collect();
-            let ids: Vec<i64> = declines.iter().map(|r| r["id"].as_i64().unwrap()).collect();
-            assert_eq!(ids, expected_ids);
-            assert!(declines.iter().all(|r| r.get("client_id").is_none()));
-        }
+        check_settlements(&http, &sim).await;
     }
 
     // An injected mismatch moves exactly one settlement's total_approved.
@@ -752,6 +762,674 @@ async fn faults_appear_at_about_the_configured_rate() {
     }
     assert_eq!(sim.stats().requests_served, 450);
     assert_eq!(sim.stats().faults.total(), observed);
+}
+
+/// FNV-1a, 64 bits: a digest of answers that does not depend on any crate's version.
+fn fnv(hash: &mut u64, bytes: &[u8]) {
+    for b in bytes {
+        *hash ^= u64::from(*b);
+        *hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+}
+
+/// A digest of a fixed set of answers of a simulator built from `config(2500)`: every report
+/// flavor, a status filter, the decline report, settlements and clients, before and after a
+/// clock advance.
+async fn answers_digest(sim: &SimServer) -> u64 {
+    let http = reqwest::Client::new();
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    let q = wide(d("2025-01-01"), d("2027-12-31"));
+    for step in 0..2 {
+        if step == 1 {
+            sim.advance(30);
+        }
+        let mut queries: Vec<(String, Vec<(&str, String)>)> = Vec::new();
+        for page in ["1", "2", "3"] {
+            let mut query = q.clone();
+            query.push(("page", page.into()));
+            queries.push(("/v2/transaction_report".into(), query));
+        }
+        let mut declined = q.clone();
+        declined.push(("status", "Declined".into()));
+        queries.push(("/v2/transaction_report".into(), declined));
+        queries.push(("/v2/clients/4325/transaction_report".into(), q.clone()));
+        queries.push(("/v1/transaction_report".into(), q.clone()));
+        for client in [4321, 4325, 4329] {
+            queries.push((
+                format!("/v2/clients/{client}/transaction_decline_report"),
+                vec![("start_date", "2025-01-01".into())],
+            ));
+        }
+        queries.push(("/v2/clients".into(), vec![]));
+        for (path, query) in &queries {
+            let (status, body) = get(&http, sim, path, query).await;
+            assert_eq!(status, StatusCode::OK);
+            fnv(&mut hash, &body);
+        }
+        for client in [4321, 4325] {
+            let body = http
+                .post(format!(
+                    "{}/v2/clients/{client}/settlements/show_by_settlement_date",
+                    sim.base_url()
+                ))
+                .header("Authorization", auth(sim))
+                .json(&serde_json::json!({"start_date": "2025-01-01"}))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            fnv(&mut hash, &body);
+        }
+    }
+    hash
+}
+
+/// With the lag rate at 0, whatever the lag days, the answers are byte for byte those of the
+/// simulator before lags, reversals and resubmissions existed: the digest was taken from that
+/// build (commit 7e0629d). A lag set and then cleared leaves no trace either.
+#[tokio::test]
+async fn a_zero_lag_rate_changes_no_byte() {
+    const BEFORE_SCENARIOS: u64 = 0xf048_8c92_9cc4_34b5;
+    let plain = start(config(2500)).await;
+    assert_eq!(answers_digest(&plain).await, BEFORE_SCENARIOS);
+    let other_days = start(SimConfig {
+        report_lag_days: 9,
+        ..config(2500)
+    })
+    .await;
+    assert_eq!(answers_digest(&other_days).await, BEFORE_SCENARIOS);
+    let cleared = start(config(2500)).await;
+    let id = cleared.transaction_ids_with_status("Declined")[0];
+    cleared.lag(id, SimReport::DeclineReport, 3).unwrap();
+    cleared.lag(id, SimReport::DeclineReport, 0).unwrap();
+    assert_eq!(answers_digest(&cleared).await, BEFORE_SCENARIOS);
+}
+
+/// One admin POST with query parameters: the status and the JSON answer.
+async fn admin(
+    http: &reqwest::Client,
+    sim: &SimServer,
+    path: &str,
+    query: &[(&str, String)],
+) -> (StatusCode, Value) {
+    let response = http
+        .post(format!("{}/_sim/{path}", sim.base_url()))
+        .query(query)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+async fn admin_state(http: &reqwest::Client, sim: &SimServer) -> Value {
+    http.get(format!("{}/_sim/state", sim.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The row `id` in a report query, if it is there.
+async fn row_in(
+    http: &reqwest::Client,
+    sim: &SimServer,
+    path: &str,
+    query: &[(&str, String)],
+    id: i64,
+) -> Option<Value> {
+    all_rows(http, sim, path, query)
+        .await
+        .into_iter()
+        .find(|r| r["id"] == id)
+}
+
+/// The row `id` of the whole transaction report.
+async fn row_of(http: &reqwest::Client, sim: &SimServer, id: i64) -> Value {
+    let q = wide(d("2025-01-01"), d("2027-12-31"));
+    row_in(http, sim, "/v2/transaction_report", &q, id)
+        .await
+        .unwrap_or_else(|| panic!("transaction {id} is not in the report"))
+}
+
+/// The decline report of `client` since 2025.
+async fn declines_of(http: &reqwest::Client, sim: &SimServer, client: i64) -> Vec<Value> {
+    all_rows(
+        http,
+        sim,
+        &format!("/v2/clients/{client}/transaction_decline_report"),
+        &[("start_date", "2025-01-01".into())],
+    )
+    .await
+}
+
+fn updated(row: &Value) -> Option<&str> {
+    str_of(row, "updated_at")
+}
+
+fn ids(rows: &[Value]) -> Vec<i64> {
+    rows.iter().map(|r| r["id"].as_i64().unwrap()).collect()
+}
+
+fn error_of(answer: &Value) -> (&str, &str) {
+    let e = &answer["errors"][0];
+    (
+        e["error_code"].as_str().unwrap(),
+        e["error_message"].as_str().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_lagging_report_shows_the_row_as_it_was() {
+    let sim = start(config(20_000)).await;
+    let http = reqwest::Client::new();
+    let today = sim.today();
+    let days = 4u32;
+    let then = today - chrono::Days::new(days.into());
+    // A row declined within the last 4 days: 4 days ago it was not declined yet.
+    let all = all_rows(
+        &http,
+        &sim,
+        "/v2/transaction_report",
+        &wide(d("2025-01-01"), d("2027-12-31")),
+    )
+    .await;
+    let row = all
+        .iter()
+        .find(|r| r["status"] == "Declined" && date_of(r, "decline_date").unwrap() > then)
+        .expect("a recent decline")
+        .clone();
+    let id = row["id"].as_i64().unwrap();
+    let client = row["client_id"].as_i64().unwrap();
+    let process = date_of(&row, "process_date").unwrap();
+    let window = wide(process, process);
+
+    let (status, answer) = admin(
+        &http,
+        &sim,
+        "lag",
+        &[
+            ("transaction", id.to_string()),
+            ("report", "transaction_report".into()),
+            ("days", days.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["shows_as_of"], then.to_string());
+
+    // Every flavor of the transaction report: the older state and the older updated_at.
+    for path in [
+        "/v2/transaction_report".to_owned(),
+        format!("/v2/clients/{client}/transaction_report"),
+        "/v1/transaction_report".to_owned(),
+    ] {
+        let lagged = row_in(&http, &sim, &path, &window, id).await.unwrap();
+        assert!(
+            lagged["status"] == "Pending" || lagged["status"] == "Future",
+            "{path}: {lagged}"
+        );
+        assert!(lagged["status_reason"].is_null(), "{path}: {lagged}");
+        assert!(updated(&lagged) < updated(&row), "{path}: {lagged}");
+    }
+    // A status filter filters the lagging view.
+    let mut declined_only = window.clone();
+    declined_only.push(("status", "Declined".into()));
+    let path = "/v2/transaction_report";
+    assert!(
+        row_in(&http, &sim, path, &declined_only, id)
+            .await
+            .is_none()
+    );
+    // The decline report shows today's truth.
+    let declines = declines_of(&http, &sim, client).await;
+    let current = declines.iter().find(|r| r["id"] == id).unwrap();
+    assert_eq!(current["status"], "Declined");
+    assert_eq!(current["updated_at"], row["updated_at"]);
+
+    // The other way round: the decline report lags (the row is not in it yet), the transaction
+    // report shows the truth again.
+    sim.lag(id, SimReport::TransactionReport, 0).unwrap();
+    sim.lag(id, SimReport::DeclineReport, days).unwrap();
+    let declines = declines_of(&http, &sim, client).await;
+    assert!(!ids(&declines).contains(&id));
+    assert_eq!(row_in(&http, &sim, path, &window, id).await.unwrap(), row);
+    let state = admin_state(&http, &sim).await;
+    assert_eq!(state["lagging_rows"]["transaction_decline_report"], 1);
+    assert_eq!(state["lagging_rows"]["transaction_report"], 0);
+    assert_eq!(state["lag_settings"], 1);
+
+    // Errors say what to fix.
+    let cases: [(Vec<(&str, String)>, StatusCode); 5] = [
+        (
+            vec![
+                ("transaction", "1".into()),
+                ("report", "transaction_report".into()),
+            ],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            vec![
+                ("transaction", id.to_string()),
+                ("report", "settlements".into()),
+            ],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            vec![("transaction", id.to_string())],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            vec![("report", "transaction_report".into())],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            vec![
+                ("transaction", id.to_string()),
+                ("report", "transaction_report".into()),
+                ("days", "-1".into()),
+            ],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ];
+    for (query, expected) in cases {
+        let (status, answer) = admin(&http, &sim, "lag", &query).await;
+        assert_eq!(status, expected, "{query:?}: {answer}");
+        assert!(!error_of(&answer).1.is_empty());
+    }
+}
+
+/// Every row of the transaction report, by id.
+async fn report_by_id(http: &reqwest::Client, sim: &SimServer) -> BTreeMap<i64, Value> {
+    let q = wide(d("2025-01-01"), d("2027-12-31"));
+    all_rows(http, sim, "/v2/transaction_report", &q)
+        .await
+        .into_iter()
+        .map(|r| (r["id"].as_i64().unwrap(), r))
+        .collect()
+}
+
+/// Every client's decline report rows, by id.
+async fn declines_by_id(http: &reqwest::Client, sim: &SimServer) -> BTreeMap<i64, Value> {
+    let mut out = BTreeMap::new();
+    for client in sim.handle().client_ids() {
+        for r in declines_of(http, sim, client).await {
+            out.insert(r["id"].as_i64().unwrap(), r);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_share_of_rows_lags_in_one_report_deterministically() {
+    let http = reqwest::Client::new();
+    let lagging = SimConfig {
+        report_lag_rate: 0.3,
+        report_lag_days: 2,
+        ..config(20_000)
+    };
+    // The truth two days before and on the day the lagging simulators are read.
+    let truth = start(config(20_000)).await;
+    let (then_tx, then_dec) = (
+        report_by_id(&http, &truth).await,
+        declines_by_id(&http, &truth).await,
+    );
+    truth.advance(2);
+    let (now_tx, now_dec) = (
+        report_by_id(&http, &truth).await,
+        declines_by_id(&http, &truth).await,
+    );
+    let a = start(lagging.clone()).await;
+    let b = start(lagging).await;
+    a.advance(2);
+    b.advance(2);
+
+    // Same seed, same bytes.
+    let q = wide(d("2025-01-01"), d("2027-12-31"));
+    for page in ["1", "7", "20"] {
+        let mut query = q.clone();
+        query.push(("page", page.into()));
+        let pa = get(&http, &a, "/v2/transaction_report", &query).await.1;
+        assert_eq!(pa, get(&http, &b, "/v2/transaction_report", &query).await.1);
+    }
+    let path = "/v2/clients/4321/transaction_decline_report";
+    let since = [("start_date", "2025-01-01".to_owned())];
+    assert_eq!(
+        get(&http, &a, path, &since).await,
+        get(&http, &b, path, &since).await
+    );
+
+    // The transaction report: each row as it is, or as it was two days ago; about 15% (0.3,
+    // half of them in this report) of the rows that changed meanwhile show the old state.
+    let a_tx = report_by_id(&http, &a).await;
+    assert_eq!(a_tx.len(), now_tx.len());
+    let (mut changed, mut shown_old) = (0usize, 0usize);
+    for (id, row) in &a_tx {
+        let (old, new) = (&then_tx[id], &now_tx[id]);
+        assert!(row == old || row == new, "{row}");
+        if old != new {
+            changed += 1;
+            if row == old {
+                shown_old += 1;
+            }
+        }
+    }
+    assert!(changed > 300, "{changed}");
+    assert!(
+        (changed * 7..=changed * 25).contains(&(shown_old * 100)),
+        "{shown_old} of {changed} changed rows lag"
+    );
+    // The decline report: the rows of then or now; a lagging new decline is not in it yet.
+    let a_dec = declines_by_id(&http, &a).await;
+    for (id, row) in &a_dec {
+        assert!(
+            then_dec.get(id) == Some(row) || now_dec.get(id) == Some(row),
+            "{row}"
+        );
+    }
+    assert!(now_dec.len() > then_dec.len());
+    assert!(a_dec.len() >= then_dec.len() && a_dec.len() <= now_dec.len());
+
+    // The counts: about 3000 rows each (20,000 * 0.3 / 2); the statuses and the settlements
+    // are the truth's.
+    let state = admin_state(&http, &a).await;
+    let truth_state = admin_state(&http, &truth).await;
+    for report in ["transaction_report", "transaction_decline_report"] {
+        let n = state["lagging_rows"][report].as_u64().unwrap();
+        assert!((2700..3300).contains(&n), "{report}: {n}");
+    }
+    assert_eq!(state["statuses"], truth_state["statuses"]);
+    for client in a.handle().client_ids() {
+        let path = format!("/v2/clients/{client}/settlements/show_by_settlement_date");
+        assert_eq!(
+            get(&http, &a, &path, &since).await,
+            get(&http, &truth, &path, &since).await
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reversed_chargeback_is_approved_again_with_a_newer_updated_at() {
+    let sim = start(config(5000)).await;
+    let http = reqwest::Client::new();
+    let today = sim.today();
+    let charged = sim.transaction_ids_with_status("Chargeback");
+    assert!(charged.len() > 5, "{}", charged.len());
+    // The same list over HTTP, for curl users.
+    let listed: Value = http
+        .get(format!(
+            "{}/_sim/transactions?status=chargeback&limit=3",
+            sim.base_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["count"], charged.len());
+    assert_eq!(listed["ids"], serde_json::json!(charged[..3]));
+    let id = charged[0];
+    let before = row_of(&http, &sim, id).await;
+    assert_eq!(before["status"], "Chargeback");
+    let client = before["client_id"].as_i64().unwrap();
+    assert!(ids(&declines_of(&http, &sim, client).await).contains(&id));
+    let chargebacks = admin_state(&http, &sim).await["statuses"]["Chargeback"].clone();
+
+    let (status, answer) = admin(&http, &sim, "reverse", &[("transaction", id.to_string())]).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["status"], "Approved");
+    let after = row_of(&http, &sim, id).await;
+    assert_eq!(after["status"], "Approved");
+    assert!(after["status_reason"].is_null() && after["decline_date"].is_null());
+    for same in ["earliest_approval_date", "settlement_date", "process_date"] {
+        assert_eq!(after[same], before[same], "{same}");
+    }
+    assert_eq!(after["updated_at"], answer["updated_at"]);
+    let stamp = updated(&after).unwrap();
+    assert!(Some(stamp) > updated(&before), "{stamp} {before}");
+    // Today, late in the day (17:00-18:00), after any other change of that day.
+    assert!(stamp.starts_with(&format!("{today}T17:")), "{stamp}");
+    assert!(stamp.ends_with("-05:00"));
+    assert!(!ids(&declines_of(&http, &sim, client).await).contains(&id));
+    let state = admin_state(&http, &sim).await;
+    assert_eq!(state["reversed"], 1);
+    assert_eq!(
+        state["statuses"]["Chargeback"].as_u64().unwrap() + 1,
+        chargebacks.as_u64().unwrap()
+    );
+    assert!(!sim.transaction_ids_with_status("Chargeback").contains(&id));
+
+    // Only a Chargeback can be reversed: not this one again, nor an approved one.
+    let approved = sim.transaction_ids_with_status("Approved")[0];
+    for other in [id, approved] {
+        let (status, answer) = admin(
+            &http,
+            &sim,
+            "reverse",
+            &[("transaction", other.to_string())],
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        let (code, message) = error_of(&answer);
+        assert_eq!(code, "invalid_transition");
+        assert!(message.contains("Approved"), "{message}");
+        assert!(sim.reverse(other).is_err());
+    }
+    let (status, _) = admin(&http, &sim, "reverse", &[("transaction", "12".into())]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = admin(&http, &sim, "reverse", &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // The handle does the same; it answers the row as it is now.
+    let row = sim.reverse(charged[1]).unwrap();
+    assert_eq!(row.status, "Approved");
+    assert!(row.updated_at.unwrap().starts_with(&format!("{today}T17:")));
+}
+
+#[tokio::test]
+async fn a_resubmitted_decline_is_future_again_then_pending_then_approved() {
+    let sim = start(config(5000)).await;
+    let http = reqwest::Client::new();
+    let today = sim.today(); // Monday 2026-11-23
+    let declined = sim.transaction_ids_with_status("Declined");
+    let id = declined[0];
+    let before = row_of(&http, &sim, id).await;
+    let old_date = date_of(&before, "process_date").unwrap();
+    let client = before["client_id"].as_i64().unwrap();
+    let path = "/v2/transaction_report";
+
+    let (status, answer) = admin(&http, &sim, "resubmit", &[("transaction", id.to_string())]).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // Default: 5 business days after today.
+    let new_date = d("2026-11-30");
+    assert_eq!(answer["process_date"], new_date.to_string());
+    let after = row_of(&http, &sim, id).await;
+    assert_eq!(after["status"], "Future");
+    assert_eq!(date_of(&after, "process_date"), Some(new_date));
+    assert!(after["status_reason"].is_null() && after["decline_date"].is_null());
+    assert!(after["earliest_approval_date"].is_null());
+    let stamp = updated(&after).expect("a resubmitted Future row has an updated_at");
+    assert!(Some(stamp) > updated(&before));
+    assert!(stamp.starts_with(&format!("{today}T17:")), "{stamp}");
+    assert_eq!(after["updated_at"], answer["updated_at"]);
+    // It left its old date's windows for the new date's, in id order there.
+    let old_window = all_rows(&http, &sim, path, &wide(old_date, old_date)).await;
+    assert!(!ids(&old_window).contains(&id));
+    let new_window = all_rows(&http, &sim, path, &wide(new_date, new_date)).await;
+    let new_ids = ids(&new_window);
+    assert!(new_ids.contains(&id));
+    assert!(new_ids.windows(2).all(|w| w[0] < w[1]), "id order");
+    let per_client = format!("/v2/clients/{client}/transaction_report");
+    let client_window = all_rows(&http, &sim, &per_client, &wide(new_date, new_date)).await;
+    assert!(ids(&client_window).contains(&id));
+    let mut future_only = wide(new_date, new_date);
+    future_only.push(("status", "Pending".into()));
+    assert!(!ids(&all_rows(&http, &sim, path, &future_only).await).contains(&id));
+    assert!(!ids(&declines_of(&http, &sim, client).await).contains(&id));
+    assert_eq!(admin_state(&http, &sim).await["resubmitted"], 1);
+
+    // Refused: this row again (it is Future now), a weekend, today, a date that is no date,
+    // an approved row.
+    let other = declined[1].to_string();
+    let approved = sim.transaction_ids_with_status("Approved")[0].to_string();
+    let refused: [(Vec<(&str, String)>, &str); 5] = [
+        (vec![("transaction", id.to_string())], "invalid_transition"),
+        (
+            vec![
+                ("transaction", other.clone()),
+                ("process_date", "2026-11-28".into()),
+            ],
+            "invalid_parameter",
+        ),
+        (
+            vec![
+                ("transaction", other.clone()),
+                ("process_date", today.to_string()),
+            ],
+            "invalid_parameter",
+        ),
+        (
+            vec![
+                ("transaction", other.clone()),
+                ("process_date", "2026-02-30".into()),
+            ],
+            "invalid_date",
+        ),
+        (vec![("transaction", approved)], "invalid_transition"),
+    ];
+    for (query, expected) in refused {
+        let (status, answer) = admin(&http, &sim, "resubmit", &query).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query:?}: {answer}"
+        );
+        let (code, message) = error_of(&answer);
+        assert_eq!(code, expected, "{query:?}: {message}");
+    }
+    // A chosen date, through the handle.
+    let row = sim.resubmit(declined[1], Some(d("2026-12-02"))).unwrap();
+    assert_eq!((row.status, row.process_date), ("Future", d("2026-12-02")));
+
+    // The lifecycle again from the new date: Pending from the business day before it, then
+    // Approved, each change with a newer updated_at.
+    let mut last = stamp.to_owned();
+    let mut seen = vec!["Future".to_owned()];
+    for _ in 0..12 {
+        sim.advance(1);
+        let row = row_of(&http, &sim, id).await;
+        let status = str_of(&row, "status").unwrap().to_owned();
+        let stamp = updated(&row).unwrap().to_owned();
+        if seen.last() != Some(&status) {
+            assert!(stamp > last, "{stamp} after {last}");
+            seen.push(status.clone());
+        } else {
+            assert_eq!(stamp, last);
+        }
+        last = stamp;
+        if status == "Pending" {
+            assert!(sim.today() >= d("2026-11-27"));
+        }
+        if status == "Approved" {
+            let approved_on = date_of(&row, "earliest_approval_date").unwrap();
+            assert!(approved_on > new_date);
+            assert!(date_of(&row, "settlement_date").unwrap() > approved_on);
+            assert!(row["decline_date"].is_null());
+        }
+    }
+    assert_eq!(seen, ["Future", "Pending", "Approved"]);
+}
+
+#[tokio::test]
+async fn settlements_add_up_after_reversals_and_resubmissions() {
+    let sim = start(config(3000)).await;
+    let http = reqwest::Client::new();
+    let checked = check_settlements(&http, &sim).await;
+    let charged = sim.transaction_ids_with_status("Chargeback");
+    let declined = sim.transaction_ids_with_status("Declined");
+    assert!(charged.len() >= 3 && declined.len() >= 6);
+    for &id in &charged[..3] {
+        sim.reverse(id).unwrap();
+    }
+    for &id in &declined[..5] {
+        sim.resubmit(id, None).unwrap();
+    }
+    sim.resubmit(declined[5], Some(d("2026-11-24"))).unwrap();
+    assert_eq!(check_settlements(&http, &sim).await, checked);
+    // Resolved and settled on their new dates.
+    sim.advance(12);
+    check_settlements(&http, &sim).await;
+    let approved: HashSet<i64> = sim
+        .transaction_ids_with_status("Approved")
+        .into_iter()
+        .collect();
+    assert!(declined[..6].iter().all(|id| approved.contains(id)));
+    assert!(charged[..3].iter().all(|id| approved.contains(id)));
+    sim.advance(45);
+    check_settlements(&http, &sim).await;
+}
+
+#[tokio::test]
+async fn a_lagging_view_from_before_a_change_shows_the_old_state() {
+    let sim = start(config(5000)).await;
+    let http = reqwest::Client::new();
+    let yesterday = sim.today() - chrono::Days::new(1);
+    let path = "/v2/transaction_report";
+    // Rows whose failure is older than the lagging view, so that it shows them as they are
+    // before the change.
+    let mut picks = Vec::new();
+    for status in ["Chargeback", "Declined"] {
+        let mut found = None;
+        for id in sim.transaction_ids_with_status(status) {
+            let row = row_of(&http, &sim, id).await;
+            if date_of(&row, "decline_date").unwrap() < yesterday {
+                found = Some(row);
+                break;
+            }
+        }
+        picks.push(found.expect(status));
+    }
+    let (charged, declined) = (picks[0].clone(), picks[1].clone());
+    let cid = charged["id"].as_i64().unwrap();
+    let did = declined["id"].as_i64().unwrap();
+    sim.reverse(cid).unwrap();
+    sim.resubmit(did, None).unwrap();
+    let reversed_now = row_of(&http, &sim, cid).await;
+    let resubmitted_now = row_of(&http, &sim, did).await;
+    assert_eq!(reversed_now["status"], "Approved");
+    assert_eq!(resubmitted_now["status"], "Future");
+
+    // The transaction report one day behind: the old state, in the old window.
+    sim.lag(cid, SimReport::TransactionReport, 1).unwrap();
+    sim.lag(did, SimReport::TransactionReport, 1).unwrap();
+    assert_eq!(row_of(&http, &sim, cid).await, charged);
+    assert_eq!(row_of(&http, &sim, did).await, declined);
+    let new_date = date_of(&resubmitted_now, "process_date").unwrap();
+    let new_window = all_rows(&http, &sim, path, &wide(new_date, new_date)).await;
+    assert!(!ids(&new_window).contains(&did));
+    // The decline report (not lagging) shows neither; lagging, it shows both as before.
+    for (row, id) in [(&charged, cid), (&declined, did)] {
+        let client = row["client_id"].as_i64().unwrap();
+        assert!(!ids(&declines_of(&http, &sim, client).await).contains(&id));
+        sim.lag(id, SimReport::DeclineReport, 1).unwrap();
+        let lagged = declines_of(&http, &sim, client).await;
+        let shown = lagged.iter().find(|r| r["id"] == id).unwrap();
+        assert_eq!(shown["status"], row["status"]);
+        assert_eq!(shown["updated_at"], row["updated_at"]);
+    }
+
+    // A day later the lagging view reaches the change day and shows the new state.
+    sim.advance(1);
+    assert_eq!(row_of(&http, &sim, cid).await, reversed_now);
+    let moved = row_of(&http, &sim, did).await;
+    assert_eq!(moved["status"], "Future");
+    assert_eq!(moved["updated_at"], resubmitted_now["updated_at"]);
+    let new_window = all_rows(&http, &sim, path, &wide(new_date, new_date)).await;
+    assert!(ids(&new_window).contains(&did));
 }
 
 /// The test's settings, through the same loading and validation as a user's.

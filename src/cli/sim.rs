@@ -53,6 +53,13 @@ pub struct SimArgs {
     /// `Retry-After` seconds on injected 429s.
     #[arg(long, default_value_t = 1)]
     pub retry_after_secs: u64,
+    /// Share of transactions (0..=1) for which one of the two reports, the transaction report
+    /// or the decline report, shows the row as it was --report-lag-days earlier.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub report_lag_rate: f64,
+    /// How many days a lagging report is behind.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub report_lag_days: u32,
 }
 
 impl SimArgs {
@@ -71,6 +78,8 @@ impl SimArgs {
             latency_ms: self.latency_ms,
             quirk_rate: self.quirk_rate,
             retry_after_secs: self.retry_after_secs,
+            report_lag_rate: self.report_lag_rate,
+            report_lag_days: self.report_lag_days,
         }
     }
 }
@@ -108,6 +117,15 @@ pub async fn run(args: SimArgs) -> Result<ExitCode, Failure> {
     println!(
         "  faults:  rate {}, latency {} ms, Retry-After {} s (switch: POST {url}/_sim/faults?rate=0.2&latency_ms=50)",
         config.fault_rate, config.latency_ms, config.retry_after_secs
+    );
+    if config.report_lag_rate > 0.0 {
+        println!(
+            "  lag:     {} of the rows lag {} days in one report (counts: GET {url}/_sim/state)",
+            config.report_lag_rate, config.report_lag_days
+        );
+    }
+    println!(
+        "  reports that disagree: POST {url}/_sim/lag, /_sim/reverse, /_sim/resubmit (docs/simulator.md)"
     );
     println!();
     println!("Try:");

@@ -1,6 +1,8 @@
 //! The admin routes under `/_sim/` (no auth, never faulted): move the clock, read the state,
-//! switch faults, and skew a settlement so tests and demos can produce a reconciliation
-//! mismatch. Parameters come from the query string or a JSON body; answers are JSON.
+//! switch faults, skew a settlement so tests and demos can produce a reconciliation mismatch,
+//! and make the two reports disagree on purpose (lag one report for a row, reverse a chargeback,
+//! resubmit a decline; see [`super::scenarios`]). Parameters come from the query string or a
+//! JSON body; answers are JSON.
 
 use std::sync::Arc;
 
@@ -13,9 +15,11 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use super::calendar::{date_of, day_of};
+use super::lifecycle::SimStatus;
 use super::params::{ApiError, Params};
-use super::reports::status_counts;
+use super::reports::{ids_with_status, status_counts};
 use super::routes::{error_response, json_response};
+use super::scenarios::{ScenarioError, SimReport, SimRow};
 use super::server::Shared;
 
 /// The admin router, to be nested under `/_sim`.
@@ -25,9 +29,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/state", get(state))
         .route("/faults", post(faults))
         .route("/settlement_adjust", post(settlement_adjust))
+        .route("/lag", post(lag))
+        .route("/reverse", post(reverse))
+        .route("/resubmit", post(resubmit))
+        .route("/transactions", get(transactions))
         .fallback(|| async {
             error_response(&ApiError::not_found(
-                "Admin routes: POST /_sim/advance, GET /_sim/state, POST /_sim/faults, POST /_sim/settlement_adjust",
+                "Admin routes: POST /_sim/advance, GET /_sim/state, POST /_sim/faults, \
+                 POST /_sim/settlement_adjust, POST /_sim/lag, POST /_sim/reverse, POST /_sim/resubmit, GET /_sim/transactions",
             ))
         })
         .with_state(shared)
@@ -81,13 +90,21 @@ async fn advance(
     }))
 }
 
-/// `GET /_sim/state`: today, sizes, statuses today, requests served and faults injected.
+/// `GET /_sim/state`: today, sizes, statuses today (the true view), requests served, faults
+/// injected, and the lagging rows and on-demand changes in force.
 async fn state(State(shared): State<Arc<Shared>>) -> Response {
     let today = shared.today_day();
     let data = &shared.data;
-    let statuses: serde_json::Map<String, serde_json::Value> = status_counts(data, today)
+    let scen = shared.scenarios();
+    let statuses: serde_json::Map<String, serde_json::Value> = status_counts(data, &scen, today)
         .into_iter()
         .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
+        .collect();
+    let counts = scen.counts(data.txs.len());
+    let lagging: serde_json::Map<String, serde_json::Value> = SimReport::ALL
+        .into_iter()
+        .zip(counts.lagging_rows)
+        .map(|(r, n)| (r.as_str().to_owned(), json!(n)))
         .collect();
     let faults = shared.faults.counts();
     ok(json!({
@@ -103,6 +120,13 @@ async fn state(State(shared): State<Arc<Shared>>) -> Response {
         "fault_rate": shared.faults.rate(),
         "latency_ms": shared.faults.latency_ms(),
         "data_heap_bytes": data.heap_bytes(),
+        "report_lag_rate": scen.lag_rate(),
+        "report_lag_days": scen.lag_days_setting(),
+        "lagging_rows": lagging,
+        "lag_settings": counts.lag_settings,
+        "reversed": counts.reversed,
+        "resubmitted": counts.resubmitted,
+        "scenario_version": scen.version(),
     }))
 }
 
@@ -152,6 +176,135 @@ async fn settlement_adjust(
             "client": client_id,
             "date": date_of(date).to_string(),
             "adjust_cents": *total,
+        }))
+    }))
+}
+
+fn scenario_error(e: ScenarioError) -> ApiError {
+    match e {
+        ScenarioError::UnknownTransaction(_) => ApiError::not_found(e.to_string()),
+        ScenarioError::Invalid(message) => ApiError::unprocessable("invalid_transition", message),
+        ScenarioError::BadValue(message) => ApiError::unprocessable("invalid_parameter", message),
+    }
+}
+
+fn row_json(row: &SimRow) -> serde_json::Value {
+    json!({
+        "transaction": row.id,
+        "status": row.status,
+        "status_reason": row.status_reason,
+        "process_date": row.process_date.to_string(),
+        "settlement_date": row.settlement_date.to_string(),
+        "decline_date": row.decline_date.map(|d| d.to_string()),
+        "earliest_approval_date": row.earliest_approval_date.map(|d| d.to_string()),
+        "updated_at": row.updated_at,
+    })
+}
+
+/// `POST /_sim/lag?transaction=ID&report=transaction_report|transaction_decline_report&days=N`
+/// (days default: `--report-lag-days`; 0 clears): that report shows that row as it was N days
+/// earlier.
+async fn lag(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    answer(Params::parse(query.as_deref(), &body).and_then(|p| {
+        let id: i64 = number(&p, "transaction", None)?;
+        let report = match p.get("report") {
+            None => Err(ApiError::bad_request(
+                "missing_parameter",
+                "report is required: transaction_report or transaction_decline_report",
+            )),
+            Some(text) => SimReport::parse(text).ok_or_else(|| {
+                ApiError::unprocessable(
+                    "invalid_parameter",
+                    format!(
+                        "report {text:?} must be transaction_report or transaction_decline_report"
+                    ),
+                )
+            }),
+        }?;
+        let days: u32 = number(&p, "days", Some(shared.config.report_lag_days))?;
+        shared.lag(id, report, days).map_err(scenario_error)?;
+        let shows = date_of(shared.today_day() - days.min(3650) as i32);
+        tracing::info!(
+            transaction = id,
+            report = report.as_str(),
+            days,
+            "report lag set"
+        );
+        Ok(json!({
+            "transaction": id,
+            "report": report.as_str(),
+            "days": days,
+            "shows_as_of": shows.to_string(),
+        }))
+    }))
+}
+
+/// `POST /_sim/reverse?transaction=ID`: reverses a chargeback as of today.
+async fn reverse(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    answer(Params::parse(query.as_deref(), &body).and_then(|p| {
+        let id: i64 = number(&p, "transaction", None)?;
+        let row = shared.reverse(id).map_err(scenario_error)?;
+        tracing::info!(transaction = id, "chargeback reversed");
+        Ok(row_json(&row))
+    }))
+}
+
+/// `POST /_sim/resubmit?transaction=ID[&process_date=YYYY-MM-DD]`: resubmits a decline as of
+/// today (default process date: 5 business days after today).
+async fn resubmit(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    answer(Params::parse(query.as_deref(), &body).and_then(|p| {
+        let id: i64 = number(&p, "transaction", None)?;
+        let process_date = p.date("process_date", false)?;
+        let row = shared.resubmit(id, process_date).map_err(scenario_error)?;
+        tracing::info!(transaction = id, process_date = %row.process_date, "decline resubmitted");
+        Ok(row_json(&row))
+    }))
+}
+
+/// `GET /_sim/transactions?status=Chargeback[&limit=N]` (limit default 100): the ids of the
+/// transactions with that status today in the true view, so that curl users can pick rows to
+/// lag, reverse or resubmit.
+async fn transactions(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    answer(Params::parse(query.as_deref(), &body).and_then(|p| {
+        let text = p.get("status").ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_parameter",
+                "status is required: Future, Pending, Approved, Declined or Chargeback",
+            )
+        })?;
+        let status = SimStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| {
+                ApiError::unprocessable(
+                    "invalid_status",
+                    format!(
+                        "status {text:?} must be one of Future, Pending, Approved, Declined, Chargeback"
+                    ),
+                )
+            })?;
+        let limit: usize = number(&p, "limit", Some(100))?;
+        let ids = ids_with_status(&shared.data, &shared.scenarios(), status, shared.today_day());
+        Ok(json!({
+            "status": status.as_str(),
+            "count": ids.len(),
+            "ids": &ids[..ids.len().min(limit)],
         }))
     }))
 }

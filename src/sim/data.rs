@@ -74,6 +74,8 @@ pub mod salt {
     pub const CLIENT: u64 = 0x636c_6e74;
     /// The sequence of injected faults.
     pub const FAULTS: u64 = 0x6661_756c;
+    /// Which rows lag in which report (`--report-lag-rate`): a hash, never a generator draw.
+    pub const REPORT_LAG: u64 = 0x6c61_6767;
 }
 
 /// One financial transaction, compactly. Everything else about it is derived.
@@ -225,6 +227,14 @@ impl SimData {
         FIRST_TRANSACTION_ID + 2 * index as i64 + gap as i64
     }
 
+    /// The index of the transaction with id `id`, if there is one (the inverse of
+    /// [`SimData::tx_id`], for the admin routes that name a row).
+    pub fn tx_index(&self, id: i64) -> Option<usize> {
+        let offset = id.checked_sub(FIRST_TRANSACTION_ID)?;
+        let index = usize::try_from(offset / 2).ok()?;
+        (offset >= 0 && index < self.txs.len() && self.tx_id(index) == id).then_some(index)
+    }
+
     /// The client index of a client id, if the platform has that client.
     pub fn client_index(&self, id: i64) -> Option<usize> {
         let offset = id.checked_sub(FIRST_CLIENT_ID)?;
@@ -305,6 +315,15 @@ mod tests {
         assert_eq!(data.client_index(4325), Some(1));
         assert_eq!(data.client_index(4322), None);
         assert_eq!(data.client_index(4321 + 4 * 3), None);
+        for i in [0, 1, 2, 4999] {
+            assert_eq!(data.tx_index(data.tx_id(i)), Some(i));
+        }
+        assert_eq!(data.tx_index(FIRST_TRANSACTION_ID - 1), None);
+        assert_eq!(data.tx_index(data.tx_id(4999) + 2), None);
+        let gaps = (1..5000)
+            .filter(|&i| data.tx_id(i) - data.tx_id(i - 1) == 2)
+            .count();
+        assert!(gaps > 0);
     }
 
     #[test]

@@ -6,9 +6,10 @@ use super::calendar::{Day, ymd};
 use super::data::{
     COMMENT_SHIFT, QUIRK_NUMERIC_ACCOUNT, QUIRK_UNPADDED, SimData, salt, schedule_id,
 };
-use super::lifecycle::{Observed, change_time_secs, observe};
+use super::lifecycle::{Change, Observed, change_time_secs};
 use super::reports::Settlement;
 use super::rng::hash2;
+use super::scenarios::{Scenarios, SimReport};
 
 /// Bytes to reserve per report row (a row is about 560-620 bytes).
 pub const ROW_BYTES: usize = 640;
@@ -23,6 +24,16 @@ pub enum Flavor {
     /// v1 transaction report: as documented for v1, without `client_id`, `decline_date` and
     /// `transaction_custom_identifieer`.
     V1Report,
+}
+
+impl Flavor {
+    /// The report whose view (and lag) rows of this flavor show.
+    pub fn report(self) -> SimReport {
+        match self {
+            Self::V2Report | Self::V1Report => SimReport::TransactionReport,
+            Self::DeclineReport => SimReport::DeclineReport,
+        }
+    }
 }
 
 const MONTHS: [&str; 12] = [
@@ -175,10 +186,33 @@ pub fn account_digits(seed: u64, customer: u32) -> u64 {
     1_000_000 + hash2(seed ^ salt::CUSTOMER ^ 1, u64::from(customer)) % 9_000_000
 }
 
-/// Appends one report row of transaction `index` as seen on `today`.
-pub fn transaction(buf: &mut Vec<u8>, data: &SimData, index: usize, today: Day, flavor: Flavor) {
+/// Appends the `updated_at` of a row whose last change was `last_change` (`null` when none):
+/// the change's day, at a time of day that depends on its kind and on the row.
+pub fn push_updated_at(
+    buf: &mut Vec<u8>,
+    data: &SimData,
+    index: usize,
+    last_change: Option<(Day, Change)>,
+) {
+    match last_change {
+        None => buf.extend_from_slice(b"null"),
+        Some((day, kind)) => {
+            let id = data.tx_id(index);
+            let jitter = hash2(data.seed ^ salt::TIME, id as u64 ^ (kind as u64) << 56);
+            push_timestamp(buf, day, i64::from(change_time_secs(kind, jitter)));
+        }
+    }
+}
+
+/// Appends one report row of transaction `index` as `seen` (its view on some day).
+pub fn transaction(
+    buf: &mut Vec<u8>,
+    data: &SimData,
+    index: usize,
+    seen: &Observed,
+    flavor: Flavor,
+) {
     let tx = &data.txs[index];
-    let seen: Observed = observe(tx, today);
     let id = data.tx_id(index);
     let seed = data.seed;
     let pad = tx.flags & QUIRK_UNPADDED == 0;
@@ -248,7 +282,7 @@ pub fn transaction(buf: &mut Vec<u8>, data: &SimData, index: usize, today: Day, 
         buf.push(b'"');
     }
     key(buf, "process_date", false);
-    push_date(buf, tx.process_day, true);
+    push_date(buf, seen.process_day, true);
     key(buf, "settlement_date", false);
     push_date(buf, seen.settlement_day, pad);
     key(buf, "status", false);
@@ -288,30 +322,28 @@ pub fn transaction(buf: &mut Vec<u8>, data: &SimData, index: usize, today: Day, 
         buf.push(b'"');
     }
     key(buf, "updated_at", false);
-    match seen.last_change {
-        None => buf.extend_from_slice(b"null"),
-        Some((day, kind)) => {
-            let jitter = hash2(seed ^ salt::TIME, id as u64 ^ (kind as u64) << 56);
-            push_timestamp(buf, day, i64::from(change_time_secs(kind, jitter)));
-        }
-    }
+    push_updated_at(buf, data, index, seen.last_change);
     buf.push(b'}');
 }
 
-/// A whole report page: a JSON array of the rows at `indices`.
+/// A whole report page: a JSON array of the rows at `indices`, each as the flavor's report
+/// shows it on `today` (its lag and the overrides of `scenarios` applied).
 pub fn page(
     data: &SimData,
+    scenarios: &Scenarios,
     indices: impl ExactSizeIterator<Item = usize>,
     today: Day,
     flavor: Flavor,
 ) -> Vec<u8> {
     let mut buf = Vec::with_capacity(2 + indices.len() * ROW_BYTES);
     buf.push(b'[');
+    let view = Some(flavor.report());
     for (n, index) in indices.enumerate() {
         if n > 0 {
             buf.push(b',');
         }
-        transaction(&mut buf, data, index, today, flavor);
+        let seen = scenarios.observe(data, index, today, view);
+        transaction(&mut buf, data, index, &seen, flavor);
     }
     buf.push(b']');
     buf

@@ -10,8 +10,9 @@
 //!
 //! Files: [`rng`] (the PRNG), [`calendar`] (business days), [`data`] (generation),
 //! [`lifecycle`] (status as a function of the simulated today), [`reports`] (which rows a query
-//! returns), [`encode`] (hand-written JSON), [`params`] (request parameters), [`routes`] (the
-//! API), [`faults`], [`admin`] (`/_sim/*`) and [`server`] ([`SimServer`]).
+//! returns), [`scenarios`] (lagging reports, reversed chargebacks and resubmitted declines, on
+//! top of the lifecycle), [`encode`] (hand-written JSON), [`params`] (request parameters),
+//! [`routes`] (the API), [`faults`], [`admin`] (`/_sim/*`) and [`server`] ([`SimServer`]).
 
 // Every public item says why it exists.
 #![warn(missing_docs)]
@@ -26,11 +27,13 @@ pub mod params;
 pub mod reports;
 pub mod rng;
 pub mod routes;
+pub mod scenarios;
 pub mod server;
 
 use chrono::{NaiveDate, Utc};
 
 pub use faults::FaultCounts;
+pub use scenarios::{SimReport, SimRow};
 pub use server::{SimHandle, SimServer, SimStats};
 
 /// The documented default API key of the simulator (`--api-key`).
@@ -70,6 +73,13 @@ pub struct SimConfig {
     pub quirk_rate: f64,
     /// The `Retry-After` seconds on injected 429s.
     pub retry_after_secs: u64,
+    /// Share of transactions, 0..=1, for which one of the two reports (the transaction report
+    /// or the decline report, chosen per row) lags: it shows the row as it was
+    /// `report_lag_days` earlier. Chosen by a hash of the seed and the row, so the data and the
+    /// other answers stay the same; 0 changes nothing.
+    pub report_lag_rate: f64,
+    /// How many days a lagging report is behind (see `report_lag_rate`).
+    pub report_lag_days: u32,
 }
 
 impl Default for SimConfig {
@@ -87,6 +97,8 @@ impl Default for SimConfig {
             latency_ms: 0,
             quirk_rate: 0.2,
             retry_after_secs: 1,
+            report_lag_rate: 0.0,
+            report_lag_days: 2,
         }
     }
 }
@@ -110,10 +122,22 @@ impl SimConfig {
         for (name, rate) in [
             ("--fault-rate", self.fault_rate),
             ("--quirk-rate", self.quirk_rate),
+            ("--report-lag-rate", self.report_lag_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 problems.push(format!("{name} {rate} must be between 0 and 1"));
             }
+        }
+        if self.report_lag_days > 3650 {
+            problems.push(format!(
+                "--report-lag-days {} must be at most 3650",
+                self.report_lag_days
+            ));
+        }
+        if self.report_lag_rate > 0.0 && self.report_lag_days == 0 {
+            problems.push(
+                "--report-lag-days must be at least 1 when --report-lag-rate is above 0".to_owned(),
+            );
         }
         if self.history_days + self.future_days > 3650 {
             problems.push("--history-days + --future-days must be at most 3650".to_owned());

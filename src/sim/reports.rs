@@ -1,6 +1,11 @@
 //! Which rows a query returns, in id order, and the settlement totals: pure functions of the
-//! data, the query and the simulated today. Paging is a slice of the result, so a query's pages
-//! are consistent with each other.
+//! data, the scenarios in force, the query and the simulated today. Paging is a slice of the
+//! result, so a query's pages are consistent with each other.
+//!
+//! Each report uses its own view of a row ([`Scenarios::observe`] with its [`SimReport`]), so
+//! a lagging row is filtered and placed as the lagging report shows it; settlements and status
+//! counts use the true view. Resubmitted rows ([`Scenarios::moved`]) are left out of walks by
+//! the generated process date and added back by the process date their view shows.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -8,7 +13,8 @@ use std::ops::Range;
 use super::PAGE_SIZE;
 use super::calendar::Day;
 use super::data::{SimData, Tx};
-use super::lifecycle::{SimStatus, observe};
+use super::lifecycle::SimStatus;
+use super::scenarios::{Scenarios, SimReport};
 
 /// Per approved transaction, the platform's fee in a settlement's `total_payout`, in cents. The
 /// documentation's example settlements (2 approved: 4.52; 1 approved: 2.26) fit 2.26 each.
@@ -35,36 +41,103 @@ pub fn page_bounds(len: usize, page: usize) -> Range<usize> {
     start..start.saturating_add(PAGE_SIZE).min(len)
 }
 
-/// The transactions of `candidates` whose status on `today` is `status`.
+/// The transactions of `candidates` whose status on `today`, as the transaction report shows
+/// them, is `status`.
 pub fn with_status(
     data: &SimData,
+    scenarios: &Scenarios,
     candidates: impl Iterator<Item = usize>,
     status: SimStatus,
     today: Day,
 ) -> Vec<u32> {
+    let view = Some(SimReport::TransactionReport);
     candidates
-        .filter(|&i| observe(&data.txs[i], today).status == status)
+        .filter(|&i| scenarios.observe(data, i, today, view).status == status)
         .map(|i| i as u32)
         .collect()
 }
 
+/// The rows of the transaction report (of one client, or all) whose process date, as that
+/// report shows it, is in `[start, end]`, in id order: the generated process-date range
+/// without the resubmitted rows, plus the resubmitted rows whose shown process date falls in
+/// it. Only needed when [`Scenarios::moved`] is not empty; otherwise the range itself is it.
+pub fn report_members(
+    data: &SimData,
+    scenarios: &Scenarios,
+    client: Option<usize>,
+    start: Day,
+    end: Day,
+    today: Day,
+) -> Vec<u32> {
+    let range = process_range(&data.txs, start, end);
+    let moved = scenarios.moved();
+    let stays = |i: &u32| moved.binary_search(i).is_err();
+    let mut rows: Vec<u32> = match client {
+        None => range.map(|i| i as u32).filter(stays).collect(),
+        Some(c) => data
+            .by_client
+            .get(c)
+            .map(|list| sublist(list, range).iter().copied().filter(stays).collect())
+            .unwrap_or_default(),
+    };
+    let before = rows.len();
+    for &i in moved {
+        let tx = &data.txs[i as usize];
+        if client.is_some_and(|c| usize::from(tx.client) != c) {
+            continue;
+        }
+        let seen = scenarios.observe(data, i as usize, today, Some(SimReport::TransactionReport));
+        if seen.process_day >= start && seen.process_day <= end {
+            rows.push(i);
+        }
+    }
+    if rows.len() > before {
+        rows.sort_unstable();
+    }
+    rows
+}
+
 /// The decline report of a client: its transactions that are `Declined` or `Chargeback` on
-/// `today`, with a decline date in `[start, end]` and not after `today`, in id order.
-pub fn declines(data: &SimData, client: usize, start: Day, end: Day, today: Day) -> Vec<u32> {
+/// `today` as the decline report shows them (a lagging row as it was then), with a decline
+/// date in `[start, end]` and not after `today`, in id order.
+pub fn declines(
+    data: &SimData,
+    scenarios: &Scenarios,
+    client: usize,
+    start: Day,
+    end: Day,
+    today: Day,
+) -> Vec<u32> {
     let end = end.min(today);
+    let view = Some(SimReport::DeclineReport);
+    // Overrides only ever take a failure away, so the rows that ever fail as generated are
+    // still every candidate.
     data.failures_by_client
         .get(client)
         .map(|list| {
             list.iter()
                 .copied()
                 .filter(|&i| {
-                    let seen = observe(&data.txs[i as usize], today);
+                    let seen = scenarios.observe(data, i as usize, today, view);
                     matches!(seen.status, SimStatus::Declined | SimStatus::Chargeback)
                         && seen.decline_day.is_some_and(|d| d >= start && d <= end)
                 })
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The ids of the transactions whose status today, in the true view, is `status`.
+pub fn ids_with_status(
+    data: &SimData,
+    scenarios: &Scenarios,
+    status: SimStatus,
+    today: Day,
+) -> Vec<i64> {
+    (0..data.txs.len())
+        .filter(|&i| scenarios.observe(data, i, today, None).status == status)
+        .map(|i| data.tx_id(i))
+        .collect()
 }
 
 /// One settlement date of a client: what moved on that day.
@@ -91,13 +164,17 @@ pub struct Settlement {
 }
 
 /// The settlements of a client for settlement dates in `[start, end]`, never after `today`,
-/// one per date on which something moved. A settlement records what happened on its day and
-/// does not change afterwards: approved and declined transactions count on their settlement
-/// date (an approved one still counts as approved there after a chargeback), a chargeback counts
-/// on the day it happened. `adjustments` (cents per client index and date, from
-/// `/_sim/settlement_adjust`) are added to `total_approved`.
+/// one per date on which something moved, from the true view of the rows. A settlement records
+/// what happened on its day and does not change afterwards: approved and declined transactions
+/// count on their settlement date (an approved one still counts as approved there after a
+/// chargeback), a chargeback counts on the day it happened. Changes made on demand are the
+/// exception: a reversed chargeback no longer counts as one, and a resubmitted decline no
+/// longer counts on its old settlement date but as approved on its new one once resolved.
+/// `adjustments` (cents per client index and date, from `/_sim/settlement_adjust`) are added
+/// to `total_approved`.
 pub fn settlements(
     data: &SimData,
+    scenarios: &Scenarios,
     client: usize,
     start: Day,
     end: Day,
@@ -111,12 +188,22 @@ pub fn settlements(
     let Some(list) = data.by_client.get(client) else {
         return Vec::new();
     };
-    // A settlement date is at most 5 business days (7 calendar days) after the process date.
+    // A settlement date is at most 5 business days (7 calendar days) after the process date;
+    // resubmitted rows are walked apart, by their new process date.
     let range = process_range(&data.txs, start - 14, end);
+    let moved = scenarios.moved();
+    let walked = sublist(list, range)
+        .iter()
+        .copied()
+        .filter(|i| moved.is_empty() || moved.binary_search(i).is_err());
+    let moved_here = moved
+        .iter()
+        .copied()
+        .filter(|&i| usize::from(data.txs[i as usize].client) == client);
     let mut settled: BTreeMap<Day, Settlement> = BTreeMap::new();
-    for &i in sublist(list, range) {
+    for i in walked.chain(moved_here) {
         let tx = &data.txs[i as usize];
-        let seen = observe(tx, today);
+        let seen = scenarios.observe(data, i as usize, today, None);
         if seen.settlement_day < start || seen.settlement_day > end {
             continue;
         }
@@ -145,7 +232,7 @@ pub fn settlements(
         .map_or(&[][..], Vec::as_slice)
     {
         let tx = &data.txs[i as usize];
-        let seen = observe(tx, today);
+        let seen = scenarios.observe(data, i as usize, today, None);
         let Some(day) = seen.decline_day.filter(|d| *d >= start && *d <= end) else {
             continue;
         };
@@ -169,11 +256,11 @@ pub fn settlements(
         .collect()
 }
 
-/// How many transactions have each status on `today` (for `/_sim/state`).
-pub fn status_counts(data: &SimData, today: Day) -> [(SimStatus, u64); 5] {
+/// How many transactions have each status on `today`, in the true view (for `/_sim/state`).
+pub fn status_counts(data: &SimData, scenarios: &Scenarios, today: Day) -> [(SimStatus, u64); 5] {
     let mut counts = SimStatus::ALL.map(|s| (s, 0u64));
-    for tx in &data.txs {
-        let status = observe(tx, today).status;
+    for i in 0..data.txs.len() {
+        let status = scenarios.observe(data, i, today, None).status;
         if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
             slot.1 += 1;
         }

@@ -138,7 +138,7 @@ async fn client_report(
 }
 
 /// The transaction report: rows with a process date in `[start_date, end_date]`, optionally
-/// of one status, page `page` of 1000.
+/// of one status, page `page` of 1000, each as this report's view shows it (lag, overrides).
 fn transaction_report(
     shared: &Shared,
     client: Option<usize>,
@@ -156,12 +156,40 @@ fn transaction_report(
     let page = p.page()?;
     let today = shared.today_day();
     let data = &shared.data;
+    let scen = shared.scenarios();
+    let scen = &*scen;
+    if !scen.moved().is_empty() {
+        // Resubmitted rows left their generated process date: the members are computed (once
+        // per day and scenario version) instead of being a slice of the id order.
+        let rows = shared.cached((client, start, end, status, today, scen.version()), || {
+            let members = reports::report_members(data, scen, client, start, end, today);
+            match status {
+                None => members,
+                Some(status) => reports::with_status(
+                    data,
+                    scen,
+                    members.iter().map(|&i| i as usize),
+                    status,
+                    today,
+                ),
+            }
+        });
+        let b = page_bounds(rows.len(), page);
+        return Ok(encode::page(
+            data,
+            scen,
+            rows[b].iter().map(|&i| i as usize),
+            today,
+            flavor,
+        ));
+    }
     let range = reports::process_range(&data.txs, start, end);
     let body = match (status, client) {
         (None, None) => {
             let b = page_bounds(range.len(), page);
             encode::page(
                 data,
+                scen,
                 range.start + b.start..range.start + b.end,
                 today,
                 flavor,
@@ -170,13 +198,21 @@ fn transaction_report(
         (None, Some(c)) => {
             let rows = reports::sublist(&data.by_client[c], range);
             let b = page_bounds(rows.len(), page);
-            encode::page(data, rows[b].iter().map(|&i| i as usize), today, flavor)
+            encode::page(
+                data,
+                scen,
+                rows[b].iter().map(|&i| i as usize),
+                today,
+                flavor,
+            )
         }
         (Some(status), _) => {
-            let rows = shared.cached((client, start, end, status, today), || match client {
-                None => reports::with_status(data, range.clone(), status, today),
+            let key = (client, start, end, Some(status), today, scen.version());
+            let rows = shared.cached(key, || match client {
+                None => reports::with_status(data, scen, range.clone(), status, today),
                 Some(c) => reports::with_status(
                     data,
+                    scen,
                     reports::sublist(&data.by_client[c], range.clone())
                         .iter()
                         .map(|&i| i as usize),
@@ -185,7 +221,13 @@ fn transaction_report(
                 ),
             });
             let b = page_bounds(rows.len(), page);
-            encode::page(data, rows[b].iter().map(|&i| i as usize), today, flavor)
+            encode::page(
+                data,
+                scen,
+                rows[b].iter().map(|&i| i as usize),
+                today,
+                flavor,
+            )
         }
     };
     Ok(body)
@@ -203,10 +245,12 @@ async fn decline_report(
         let start = p.date("start_date", true)?.map_or(Day::MIN, day_of);
         let end = p.date("end_date", false)?.map_or(today, day_of);
         let page = p.page()?;
-        let rows = reports::declines(&shared.data, client, start, end, today);
+        let scen = shared.scenarios();
+        let rows = reports::declines(&shared.data, &scen, client, start, end, today);
         let b = page_bounds(rows.len(), page);
         Ok(encode::page(
             &shared.data,
+            &scen,
             rows[b].iter().map(|&i| i as usize),
             today,
             Flavor::DeclineReport,
@@ -230,7 +274,9 @@ async fn settlements(
             .lock()
             .map(|m| m.clone())
             .unwrap_or_default();
-        let rows = reports::settlements(&shared.data, client, start, end, today, &adjustments);
+        let scen = shared.scenarios();
+        let rows =
+            reports::settlements(&shared.data, &scen, client, start, end, today, &adjustments);
         Ok(encode::settlements(&rows))
     }))
 }

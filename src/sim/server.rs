@@ -1,11 +1,11 @@
 //! [`SimServer`] runs the simulator in-process (for the CLI, the demo, tests and benchmarks):
 //! it generates the data, binds, serves [`super::routes`] until shut down, and hands out a
-//! [`SimHandle`] on the shared state (clock, faults, counters).
+//! [`SimHandle`] on the shared state (clock, faults, counters, scenarios).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -17,6 +17,8 @@ use super::calendar::{Day, date_of, day_of};
 use super::data::SimData;
 use super::faults::{FaultCounts, FaultState};
 use super::lifecycle::SimStatus;
+use super::reports;
+use super::scenarios::{ScenarioError, Scenarios, SimReport, SimRow};
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +41,10 @@ pub enum SimError {
     Generate(String),
 }
 
-/// A filtered query's matching rows, cached so that its pages do not rescan.
-pub(super) type CacheKey = (Option<usize>, Day, Day, SimStatus, Day);
+/// A query's matching rows, cached so that its pages do not rescan: client, start, end,
+/// status filter, today and the [`Scenarios::version`] they were computed with (a scenario
+/// change makes every older entry unreachable).
+pub(super) type CacheKey = (Option<usize>, Day, Day, Option<SimStatus>, Day, u64);
 
 /// State shared by every request.
 pub struct Shared {
@@ -51,6 +55,7 @@ pub struct Shared {
     pub(super) faults: Arc<FaultState>,
     pub(super) adjustments: Mutex<HashMap<(usize, Day), i64>>,
     cache: Mutex<VecDeque<(CacheKey, Arc<Vec<u32>>)>>,
+    scenarios: RwLock<Arc<Scenarios>>,
 }
 
 impl Shared {
@@ -66,12 +71,94 @@ impl Shared {
         self.today.fetch_add(days, Ordering::AcqRel) + days
     }
 
+    /// The scenarios in force: one snapshot per request, so all its rows agree.
+    pub(super) fn scenarios(&self) -> Arc<Scenarios> {
+        match self.scenarios.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Applies `change` to a copy of the scenarios, as of today, and puts the copy in force if
+    /// it succeeds (changes are serialized; readers keep their snapshot meanwhile).
+    pub(super) fn change_scenarios<T>(
+        &self,
+        change: impl FnOnce(&mut Scenarios, Day) -> Result<T, ScenarioError>,
+    ) -> Result<T, ScenarioError> {
+        let mut guard = match self.scenarios.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut next = Scenarios::clone(&guard);
+        let out = change(&mut next, self.today_day())?;
+        *guard = Arc::new(next);
+        Ok(out)
+    }
+
+    /// The row index of transaction `id`.
+    pub(super) fn tx_index(&self, id: i64) -> Result<usize, ScenarioError> {
+        self.data
+            .tx_index(id)
+            .ok_or(ScenarioError::UnknownTransaction(id))
+    }
+
+    /// `/_sim/lag` and [`SimHandle::lag`].
+    pub(super) fn lag(&self, id: i64, report: SimReport, days: u32) -> Result<(), ScenarioError> {
+        let index = self.tx_index(id)?;
+        if days > 3650 {
+            return Err(ScenarioError::BadValue(format!(
+                "days {days} must be 0..=3650 (0 clears the lag)"
+            )));
+        }
+        self.change_scenarios(|s, _| {
+            s.set_lag(index, report, days);
+            Ok(())
+        })
+    }
+
+    /// `/_sim/reverse` and [`SimHandle::reverse`]: the row as it is after the reversal.
+    pub(super) fn reverse(&self, id: i64) -> Result<SimRow, ScenarioError> {
+        let index = self.tx_index(id)?;
+        let today = self.change_scenarios(|s, today| {
+            s.reverse(&self.data, index, today)?;
+            Ok(today)
+        })?;
+        Ok(SimRow::of(
+            &self.data,
+            &self.scenarios(),
+            index,
+            today,
+            None,
+        ))
+    }
+
+    /// `/_sim/resubmit` and [`SimHandle::resubmit`]: the row as it is after the resubmission.
+    pub(super) fn resubmit(
+        &self,
+        id: i64,
+        process_date: Option<NaiveDate>,
+    ) -> Result<SimRow, ScenarioError> {
+        let index = self.tx_index(id)?;
+        let today = self.change_scenarios(|s, today| {
+            s.resubmit(&self.data, index, today, process_date.map(day_of))?;
+            Ok(today)
+        })?;
+        Ok(SimRow::of(
+            &self.data,
+            &self.scenarios(),
+            index,
+            today,
+            None,
+        ))
+    }
+
     /// The exact `Authorization` header value API requests must send.
     pub(super) fn auth(&self) -> &[u8] {
         &self.auth
     }
 
-    /// The rows of a filtered query, computed once per simulated day and reused by its pages.
+    /// The rows of a query, computed once per simulated day and scenario version and reused by
+    /// its pages.
     pub(super) fn cached(
         &self,
         key: CacheKey,
@@ -169,6 +256,43 @@ impl SimHandle {
         let total = map.entry((client, day_of(date))).or_insert(0);
         *total += cents;
         Ok(*total)
+    }
+
+    /// Makes `report` show transaction `id` as it was `days` days earlier (older status, older
+    /// `updated_at`, and for the decline report membership too) until set back with `days` 0;
+    /// the other report, the settlements and the state keep showing today's truth.
+    pub fn lag(&self, id: i64, report: SimReport, days: u32) -> Result<(), String> {
+        self.shared.lag(id, report, days).map_err(|e| e.to_string())
+    }
+
+    /// Reverses the chargeback of transaction `id` as of today: `Approved` again, with a newer
+    /// `updated_at`; an error unless it is `Chargeback` today. Returns the row as it is now.
+    pub fn reverse(&self, id: i64) -> Result<SimRow, String> {
+        self.shared.reverse(id).map_err(|e| e.to_string())
+    }
+
+    /// Resubmits the declined transaction `id` as of today for `process_date` (default: 5
+    /// business days after today): `Future` with a non-null, newer `updated_at`, then the
+    /// lifecycle again from the new date, always approved. An error unless it is `Declined`
+    /// today and the date is a business day after today. Returns the row as it is now.
+    pub fn resubmit(&self, id: i64, process_date: Option<NaiveDate>) -> Result<SimRow, String> {
+        self.shared
+            .resubmit(id, process_date)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The ids of the transactions whose status today (the true view, overrides included) is
+    /// `status` (`"Chargeback"`, ...; case-insensitive; unknown names match nothing), so tests
+    /// can pick rows to lag, reverse or resubmit.
+    pub fn transaction_ids_with_status(&self, status: &str) -> Vec<i64> {
+        let Some(status) = SimStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(status.trim()))
+        else {
+            return Vec::new();
+        };
+        let s = &self.shared;
+        reports::ids_with_status(&s.data, &s.scenarios(), status, s.today_day())
     }
 
     /// The ids of the platform's clients.
@@ -286,6 +410,27 @@ impl SimServer {
         self.handle.stats()
     }
 
+    /// Makes one report lag for one row; see [`SimHandle::lag`].
+    pub fn lag(&self, id: i64, report: SimReport, days: u32) -> Result<(), String> {
+        self.handle.lag(id, report, days)
+    }
+
+    /// Reverses a chargeback as of today; see [`SimHandle::reverse`].
+    pub fn reverse(&self, id: i64) -> Result<SimRow, String> {
+        self.handle.reverse(id)
+    }
+
+    /// Resubmits a decline as of today; see [`SimHandle::resubmit`].
+    pub fn resubmit(&self, id: i64, process_date: Option<NaiveDate>) -> Result<SimRow, String> {
+        self.handle.resubmit(id, process_date)
+    }
+
+    /// The ids of the transactions with `status` today; see
+    /// [`SimHandle::transaction_ids_with_status`].
+    pub fn transaction_ids_with_status(&self, status: &str) -> Vec<i64> {
+        self.handle.transaction_ids_with_status(status)
+    }
+
     /// Stops accepting, lets requests in flight finish, and waits for the server to end.
     pub async fn shutdown(mut self) {
         self.stop.cancel();
@@ -312,7 +457,9 @@ fn build(config: SimConfig) -> Arc<Shared> {
         config.latency_ms,
         config.retry_after_secs,
     ));
+    let scenarios = RwLock::new(Arc::new(Scenarios::new(&config)));
     Arc::new(Shared {
+        scenarios,
         auth: format!("Token token=\"{}\"", config.api_key).into_bytes(),
         today: AtomicI32::new(day_of(config.today)),
         config,

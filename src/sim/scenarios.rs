@@ -1,0 +1,558 @@
+//! Situations in which Rotessa's two reports disagree, produced on demand so that tests and
+//! outbox consumers can reproduce them: reports that lag for a share of rows
+//! (`--report-lag-rate`, `--report-lag-days`), one row lagging in one report (`/_sim/lag`), a
+//! chargeback reversed (`/_sim/reverse`) and a decline resubmitted (`/_sim/resubmit`).
+//!
+//! [`Scenarios`] is an immutable snapshot: the server keeps it behind a lock as an `Arc`, takes
+//! it once per request, and replaces it (with a new [`Scenarios::version`]) on each change.
+//! [`Scenarios::observe`] applies the lag and the overrides on top of the pure
+//! [`lifecycle::observe`](super::lifecycle::observe); with no lag and no override it is that
+//! function, behind one well-predicted branch, so the hot path stays as fast as before.
+//!
+//! Views: each report asks for its own view ([`SimReport`]); the settlements, `/_sim/state` and
+//! [`super::SimHandle::transaction_ids_with_status`] ask for the true one (`None`). A lagging
+//! view shows a row as it was `lag` days earlier, overrides included only if they were made on
+//! or before that day.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+
+use super::SimConfig;
+use super::calendar::{Day, add_business_days, date_of, is_business_day};
+use super::data::{SimData, Tx, salt};
+use super::encode::push_updated_at;
+use super::lifecycle::{Observed, SimStatus, observe, observe_resubmitted, observe_reversed};
+use super::rng::hash2;
+
+/// The two reports that can disagree about a row, to say which one lags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SimReport {
+    /// The transaction report, in every flavor (v2 all clients, v2 per client, v1).
+    TransactionReport,
+    /// The per-client decline report.
+    DeclineReport,
+}
+
+impl SimReport {
+    /// Both reports, in the order of [`ScenarioCounts::lagging_rows`].
+    pub const ALL: [SimReport; 2] = [Self::TransactionReport, Self::DeclineReport];
+
+    /// The name used by `/_sim/lag?report=` and `/_sim/state`: the endpoint's last segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TransactionReport => "transaction_report",
+            Self::DeclineReport => "transaction_decline_report",
+        }
+    }
+
+    /// Reads [`SimReport::as_str`]'s spelling (case-insensitive).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+
+    fn slot(self) -> usize {
+        match self {
+            Self::TransactionReport => 0,
+            Self::DeclineReport => 1,
+        }
+    }
+}
+
+/// A change made to one row on demand, from its day on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Override {
+    /// The chargeback was reversed on `day`: `Approved` again from then.
+    Reversed {
+        /// The day of the reversal.
+        day: Day,
+    },
+    /// The decline was resubmitted on `day` for `process_day`: `Future` from then, and the
+    /// lifecycle again (always approved).
+    Resubmitted {
+        /// The day of the resubmission.
+        day: Day,
+        /// The new process date.
+        process_day: Day,
+    },
+}
+
+/// Why a scenario change was refused; the message says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScenarioError {
+    /// No transaction has this id (HTTP 404).
+    UnknownTransaction(i64),
+    /// The request cannot apply to the row as it is today (HTTP 422, `invalid_transition`).
+    Invalid(String),
+    /// A value of the request cannot be used (HTTP 422, `invalid_parameter`).
+    BadValue(String),
+}
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownTransaction(id) => write!(
+                f,
+                "Transaction {id} could not be found (ids come from the transaction report)."
+            ),
+            Self::Invalid(message) | Self::BadValue(message) => f.write_str(message),
+        }
+    }
+}
+
+/// How many rows lag and how many were changed on demand (for `/_sim/state`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScenarioCounts {
+    /// Rows that lag, per report in [`SimReport::ALL`] order (by the rate or by `/_sim/lag`).
+    pub lagging_rows: [u64; 2],
+    /// Row-and-report lag settings made through `/_sim/lag`.
+    pub lag_settings: usize,
+    /// Chargebacks reversed.
+    pub reversed: usize,
+    /// Declines resubmitted.
+    pub resubmitted: usize,
+}
+
+/// One transaction as the true view shows it today: what `/_sim/reverse` and `/_sim/resubmit`
+/// answer, so a caller sees the state and the `updated_at` its change produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRow {
+    /// The transaction id.
+    pub id: i64,
+    /// Its status, as the API spells it.
+    pub status: &'static str,
+    /// Its decline or chargeback reason.
+    pub status_reason: Option<&'static str>,
+    /// Its process date (a resubmission's new one).
+    pub process_date: NaiveDate,
+    /// Its settlement date.
+    pub settlement_date: NaiveDate,
+    /// Its decline or chargeback date.
+    pub decline_date: Option<NaiveDate>,
+    /// When it was approved.
+    pub earliest_approval_date: Option<NaiveDate>,
+    /// `updated_at` exactly as the reports write it (`2026-11-23T17:12:09.000-05:00`).
+    pub updated_at: Option<String>,
+}
+
+impl SimRow {
+    /// Row `index` as `view` shows it on `today`.
+    pub fn of(
+        data: &SimData,
+        scenarios: &Scenarios,
+        index: usize,
+        today: Day,
+        view: Option<SimReport>,
+    ) -> Self {
+        let seen = scenarios.observe(data, index, today, view);
+        let updated_at = seen.last_change.map(|change| {
+            let mut buf = Vec::with_capacity(32);
+            push_updated_at(&mut buf, data, index, Some(change));
+            String::from_utf8_lossy(&buf).trim_matches('"').to_owned()
+        });
+        Self {
+            id: data.tx_id(index),
+            status: seen.status.as_str(),
+            status_reason: seen.status_reason,
+            process_date: date_of(seen.process_day),
+            settlement_date: date_of(seen.settlement_day),
+            decline_date: seen.decline_day.map(date_of),
+            earliest_approval_date: seen.earliest_approval_day.map(date_of),
+            updated_at,
+        }
+    }
+}
+
+/// The lag settings and the per-row overrides in force: an immutable snapshot.
+#[derive(Debug, Clone)]
+pub struct Scenarios {
+    version: u64,
+    seed: u64,
+    lag_rate: f64,
+    lag_days: u32,
+    /// A row lags by the rate when `hash >> 11` is below this (a rate of 53-bit precision).
+    lag_threshold: u64,
+    /// Per row index: the `/_sim/lag` days per report slot; `None` leaves the rate's choice.
+    lags: HashMap<u32, [Option<u32>; 2]>,
+    overrides: HashMap<u32, Override>,
+    /// The indices of resubmitted rows (their process date moved), ascending.
+    moved: Vec<u32>,
+    /// No lag and no override: every view is [`observe`].
+    plain: bool,
+}
+
+impl Scenarios {
+    /// The scenarios of a fresh simulator: the configured lag rate, no override.
+    pub fn new(config: &SimConfig) -> Self {
+        let rate = config.report_lag_rate.clamp(0.0, 1.0);
+        let mut s = Self {
+            version: 0,
+            seed: config.seed,
+            lag_rate: rate,
+            lag_days: config.report_lag_days,
+            lag_threshold: (rate * (1u64 << 53) as f64) as u64,
+            lags: HashMap::new(),
+            overrides: HashMap::new(),
+            moved: Vec::new(),
+            plain: true,
+        };
+        s.refresh();
+        s
+    }
+
+    fn refresh(&mut self) {
+        self.plain = (self.lag_threshold == 0 || self.lag_days == 0)
+            && self.lags.is_empty()
+            && self.overrides.is_empty();
+    }
+
+    /// Grows with every change, so that caches keyed by it never serve a stale answer.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// No lag and no override: every report shows the truth.
+    pub fn is_plain(&self) -> bool {
+        self.plain
+    }
+
+    /// The configured share of rows that lag in one of the reports.
+    pub fn lag_rate(&self) -> f64 {
+        self.lag_rate
+    }
+
+    /// How many days the rows chosen by the rate lag.
+    pub fn lag_days_setting(&self) -> u32 {
+        self.lag_days
+    }
+
+    /// Which report lags for row `index` by the rate, if any: a salted hash of the seed and
+    /// the index (no draw from the generator, so the data stays the same).
+    pub fn rate_lag(&self, index: usize) -> Option<SimReport> {
+        if self.lag_threshold == 0 || self.lag_days == 0 {
+            return None;
+        }
+        let h = hash2(self.seed ^ salt::REPORT_LAG, index as u64);
+        ((h >> 11) < self.lag_threshold).then_some(if h & 1 == 0 {
+            SimReport::TransactionReport
+        } else {
+            SimReport::DeclineReport
+        })
+    }
+
+    /// How many days `report` lags for row `index` (0: it shows the truth).
+    pub fn lag_days(&self, index: usize, report: SimReport) -> u32 {
+        if !self.lags.is_empty()
+            && let Some(days) = u32::try_from(index)
+                .ok()
+                .and_then(|i| self.lags.get(&i))
+                .and_then(|set| set[report.slot()])
+        {
+            return days;
+        }
+        if self.rate_lag(index) == Some(report) {
+            self.lag_days
+        } else {
+            0
+        }
+    }
+
+    /// The override of row `index`, if any.
+    pub fn override_of(&self, index: usize) -> Option<Override> {
+        if self.overrides.is_empty() {
+            return None;
+        }
+        u32::try_from(index)
+            .ok()
+            .and_then(|i| self.overrides.get(&i))
+            .copied()
+    }
+
+    /// The resubmitted rows (their process date moved), ascending: the rows that walks by the
+    /// generated process date must leave out and add back where they now belong.
+    pub fn moved(&self) -> &[u32] {
+        &self.moved
+    }
+
+    /// Whether row `index` was resubmitted (its process date moved).
+    pub fn is_moved(&self, index: usize) -> bool {
+        !self.moved.is_empty()
+            && u32::try_from(index).is_ok_and(|i| self.moved.binary_search(&i).is_ok())
+    }
+
+    /// Row `index` as `view` shows it on `today`: the truth (`None`), or a report's view,
+    /// `lag_days` earlier for a lagging row. Overrides apply from their day on.
+    #[inline]
+    pub fn observe(
+        &self,
+        data: &SimData,
+        index: usize,
+        today: Day,
+        view: Option<SimReport>,
+    ) -> Observed {
+        let tx = &data.txs[index];
+        if self.plain {
+            return observe(tx, today);
+        }
+        let at = match view {
+            Some(report) => today - self.lag_days(index, report).min(100_000) as Day,
+            None => today,
+        };
+        self.observe_at(tx, index, at)
+    }
+
+    fn observe_at(&self, tx: &Tx, index: usize, at: Day) -> Observed {
+        match self.override_of(index) {
+            None => observe(tx, at),
+            Some(Override::Reversed { day }) => observe_reversed(tx, day, at),
+            Some(Override::Resubmitted { day, process_day }) => {
+                observe_resubmitted(tx, day, process_day, at)
+            }
+        }
+    }
+
+    /// Makes `report` show row `index` as it was `days` earlier (0: as it is), whatever the rate
+    /// chose for it.
+    pub fn set_lag(&mut self, index: usize, report: SimReport, days: u32) {
+        let Ok(i) = u32::try_from(index) else {
+            return;
+        };
+        // A 0 where the rate would not lag anyway is no setting at all.
+        let setting = (days > 0 || self.rate_lag(index) == Some(report)).then_some(days);
+        let entry = self.lags.entry(i).or_insert([None; 2]);
+        entry[report.slot()] = setting;
+        if entry.iter().all(Option::is_none) {
+            self.lags.remove(&i);
+        }
+        self.changed();
+    }
+
+    /// Reverses the chargeback of row `index` as of `today`; refused unless the row is
+    /// `Chargeback` today.
+    pub fn reverse(
+        &mut self,
+        data: &SimData,
+        index: usize,
+        today: Day,
+    ) -> Result<(), ScenarioError> {
+        let seen = self.observe(data, index, today, None);
+        if seen.status != SimStatus::Chargeback {
+            return Err(ScenarioError::Invalid(format!(
+                "Transaction {} is {} on {}; only a Chargeback can be reversed \
+                 (pick one with GET /_sim/transactions?status=Chargeback)",
+                data.tx_id(index),
+                seen.status.as_str(),
+                date_of(today)
+            )));
+        }
+        self.set_override(index, Override::Reversed { day: today });
+        Ok(())
+    }
+
+    /// Resubmits the declined row `index` as of `today` for `process_day` (default: 5 business
+    /// days after today); refused unless the row is `Declined` today and the new process date
+    /// is a business day after today.
+    pub fn resubmit(
+        &mut self,
+        data: &SimData,
+        index: usize,
+        today: Day,
+        process_day: Option<Day>,
+    ) -> Result<Day, ScenarioError> {
+        let seen = self.observe(data, index, today, None);
+        if seen.status != SimStatus::Declined {
+            return Err(ScenarioError::Invalid(format!(
+                "Transaction {} is {} on {}; only a Declined transaction can be resubmitted \
+                 (pick one with GET /_sim/transactions?status=Declined)",
+                data.tx_id(index),
+                seen.status.as_str(),
+                date_of(today)
+            )));
+        }
+        let process_day = process_day.unwrap_or_else(|| add_business_days(today, 5));
+        if process_day <= today || !is_business_day(process_day) {
+            return Err(ScenarioError::BadValue(format!(
+                "process_date {} must be a business day (Monday to Friday) after today ({}), e.g. {}",
+                date_of(process_day),
+                date_of(today),
+                date_of(add_business_days(today, 5))
+            )));
+        }
+        self.set_override(
+            index,
+            Override::Resubmitted {
+                day: today,
+                process_day,
+            },
+        );
+        Ok(process_day)
+    }
+
+    fn set_override(&mut self, index: usize, change: Override) {
+        let Ok(i) = u32::try_from(index) else {
+            return;
+        };
+        self.overrides.insert(i, change);
+        let at = self.moved.binary_search(&i);
+        match (change, at) {
+            (Override::Resubmitted { .. }, Err(pos)) => self.moved.insert(pos, i),
+            (Override::Reversed { .. }, Ok(pos)) => {
+                self.moved.remove(pos);
+            }
+            _ => {}
+        }
+        self.changed();
+    }
+
+    fn changed(&mut self) {
+        self.version += 1;
+        self.refresh();
+    }
+
+    /// Counts for `/_sim/state` (a scan of every row when the rate is above 0).
+    pub fn counts(&self, rows: usize) -> ScenarioCounts {
+        let mut counts = ScenarioCounts {
+            lag_settings: self
+                .lags
+                .values()
+                .map(|set| set.iter().flatten().count())
+                .sum(),
+            ..ScenarioCounts::default()
+        };
+        for change in self.overrides.values() {
+            match change {
+                Override::Reversed { .. } => counts.reversed += 1,
+                Override::Resubmitted { .. } => counts.resubmitted += 1,
+            }
+        }
+        if self.lag_threshold > 0 && self.lag_days > 0 {
+            for index in 0..rows {
+                for report in SimReport::ALL {
+                    if self.lag_days(index, report) > 0 {
+                        counts.lagging_rows[report.slot()] += 1;
+                    }
+                }
+            }
+        } else {
+            for set in self.lags.values() {
+                for (slot, days) in set.iter().enumerate() {
+                    if days.is_some_and(|d| d > 0) {
+                        counts.lagging_rows[slot] += 1;
+                    }
+                }
+            }
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::calendar::day_of;
+    use chrono::NaiveDate;
+
+    fn config(rate: f64) -> SimConfig {
+        SimConfig {
+            transactions: 4000,
+            today: NaiveDate::from_ymd_opt(2026, 11, 23).unwrap(),
+            report_lag_rate: rate,
+            ..SimConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_rate_of_zero_is_plain_and_views_are_the_lifecycle() {
+        let c = config(0.0);
+        let data = SimData::generate(&c);
+        let s = Scenarios::new(&c);
+        assert!(s.is_plain());
+        let today = day_of(c.today);
+        for i in 0..data.txs.len() {
+            assert_eq!(
+                s.observe(&data, i, today, Some(SimReport::TransactionReport)),
+                observe(&data.txs[i], today)
+            );
+        }
+        assert_eq!(s.counts(data.txs.len()), ScenarioCounts::default());
+    }
+
+    #[test]
+    fn the_rate_picks_a_share_of_rows_and_one_report_each() {
+        let c = config(0.3);
+        let s = Scenarios::new(&c);
+        assert!(!s.is_plain());
+        let counts = s.counts(4000);
+        // About 600 each (0.3 * 4000 / 2), standard deviation about 23.
+        for n in counts.lagging_rows {
+            assert!((480..720).contains(&n), "{counts:?}");
+        }
+        for i in 0..4000 {
+            let lags = SimReport::ALL.map(|r| s.lag_days(i, r));
+            assert!(
+                lags.iter().filter(|d| **d > 0).count() <= 1,
+                "one report only"
+            );
+        }
+        let all = Scenarios::new(&config(1.0)).counts(4000).lagging_rows;
+        assert_eq!(all[0] + all[1], 4000);
+    }
+
+    #[test]
+    fn lag_settings_override_the_rate_and_clear_with_zero() {
+        let mut s = Scenarios::new(&config(0.0));
+        s.set_lag(7, SimReport::DeclineReport, 3);
+        assert_eq!(s.lag_days(7, SimReport::DeclineReport), 3);
+        assert_eq!(s.lag_days(7, SimReport::TransactionReport), 0);
+        assert!(!s.is_plain());
+        s.set_lag(7, SimReport::DeclineReport, 0);
+        assert!(s.is_plain());
+        assert_eq!(s.version(), 2);
+
+        let mut r = Scenarios::new(&config(1.0));
+        let report = r.rate_lag(7).unwrap();
+        r.set_lag(7, report, 0);
+        assert_eq!(r.lag_days(7, report), 0, "an explicit 0 beats the rate");
+    }
+
+    #[test]
+    fn reversals_and_resubmissions_need_the_right_status() {
+        let c = config(0.0);
+        let data = SimData::generate(&c);
+        let today = day_of(c.today);
+        let mut s = Scenarios::new(&c);
+        let status = |s: &Scenarios, i: usize| s.observe(&data, i, today, None).status;
+        let charged = (0..data.txs.len())
+            .find(|&i| status(&s, i) == SimStatus::Chargeback)
+            .unwrap();
+        let declined = (0..data.txs.len())
+            .find(|&i| status(&s, i) == SimStatus::Declined)
+            .unwrap();
+        assert!(s.resubmit(&data, charged, today, None).is_err());
+        assert!(s.reverse(&data, declined, today).is_err());
+        s.reverse(&data, charged, today).unwrap();
+        assert_eq!(status(&s, charged), SimStatus::Approved);
+        assert!(
+            s.reverse(&data, charged, today).is_err(),
+            "no longer Chargeback"
+        );
+        // A Saturday, and today itself, are not valid new process dates.
+        for bad in [today, today + 5] {
+            assert!(s.resubmit(&data, declined, today, Some(bad)).is_err());
+        }
+        let new = s.resubmit(&data, declined, today, None).unwrap();
+        assert_eq!(new, add_business_days(today, 5));
+        assert_eq!(s.moved(), &[declined as u32]);
+        let seen = s.observe(&data, declined, today, None);
+        assert_eq!((seen.status, seen.process_day), (SimStatus::Future, new));
+        let counts = s.counts(data.txs.len());
+        assert_eq!((counts.reversed, counts.resubmitted), (1, 1));
+        // A lagging view from before the change still shows the old state.
+        s.set_lag(declined, SimReport::TransactionReport, 1);
+        let old = s.observe(&data, declined, today, Some(SimReport::TransactionReport));
+        assert_eq!(old, observe(&data.txs[declined], today - 1));
+        assert_eq!(old.process_day, data.txs[declined].process_day);
+    }
+}
