@@ -1252,6 +1252,8 @@ async fn a_resubmitted_decline_is_future_again_then_pending_then_approved() {
     assert_eq!(date_of(&after, "process_date"), Some(new_date));
     assert!(after["status_reason"].is_null() && after["decline_date"].is_null());
     assert!(after["earliest_approval_date"].is_null());
+    assert_eq!(after["transaction_number"], before["transaction_number"]);
+    assert!(after["institution_number"].is_string());
     let stamp = updated(&after).expect("a resubmitted Future row has an updated_at");
     assert!(Some(stamp) > updated(&before));
     assert!(stamp.starts_with(&format!("{today}T17:")), "{stamp}");
@@ -1569,9 +1571,31 @@ async fn sync_under_faults_converges_to_the_fault_free_result(pool: PgPool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a test: run it explicitly in release mode"]
 async fn serves_a_million_rows() {
+    serve_a_million_rows(config(1_000_000), |_| {}).await;
+}
+
+/// The same measurement with the scenario paths taken: 20% of the rows lag in one report and one
+/// row is resubmitted (so the report's members are computed, once, instead of sliced). Run with
+/// `cargo test --release --test simulator -- --ignored --nocapture serves_a_million_rows`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test: run it explicitly in release mode"]
+async fn serves_a_million_rows_with_scenarios() {
+    let lagging = SimConfig {
+        report_lag_rate: 0.2,
+        ..config(1_000_000)
+    };
+    serve_a_million_rows(lagging, |sim| {
+        let id = sim.transaction_ids_with_status("Declined")[0];
+        sim.resubmit(id, None).unwrap();
+    })
+    .await;
+}
+
+async fn serve_a_million_rows(config: SimConfig, prepare: impl FnOnce(&SimServer)) {
     let started = Instant::now();
-    let sim = start(config(1_000_000)).await;
+    let sim = start(config).await;
     let generated = started.elapsed();
+    prepare(&sim);
     let http = reqwest::Client::new();
     let q = wide(d("2020-01-01"), d("2030-12-31"));
     let mut query = q.clone();
