@@ -50,7 +50,7 @@ pub const CHARGEBACK_RATE: f64 = 0.01;
 pub const QUIRK_UNPADDED: u8 = 1;
 /// Quirk flag: `account_number` as a JSON number (`111111`) instead of a masked string.
 pub const QUIRK_NUMERIC_ACCOUNT: u8 = 2;
-/// Two bits of flags choose the comment: null, empty, "<Month> Fees" or "Invoice <n>".
+/// Two bits of flags choose the comment: null, empty, `"<Month> Fees"` or `"Invoice <n>"`.
 pub const COMMENT_SHIFT: u32 = 2;
 
 /// Amounts that schedules often use, in cents.
