@@ -717,3 +717,98 @@ async fn a_decline_report_without_updated_at_never_flaps_a_row(pool: PgPool) {
         Some("2026-11-12T22:45:00+00:00".to_owned())
     );
 }
+
+/// The simulator's own disagreeing reports, through every stream: a chargeback reversed and a
+/// decline resubmitted while the decline report lags behind for that row, read over several
+/// passes in alternating order: each change is one event, marked as a reversal.
+#[sqlx::test]
+async fn the_simulators_reversal_and_resubmission_are_one_event_each(pool: PgPool) {
+    use rotessa_recon::sim::{SimConfig, SimReport, SimServer};
+    use rotessa_recon::sync::Clock;
+
+    let sim = SimServer::start(
+        SimConfig {
+            transactions: 4000,
+            today: "2026-11-23".parse().unwrap(),
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let settings = settings(
+        &sim.base_url(),
+        &[
+            ("RECON_ROTESSA__API_KEY", sim.api_key()),
+            ("RECON_SYNC__DECLINES__OVERLAP_DAYS", "100"),
+        ],
+    );
+    let syncer = syncer(&pool, settings).with_clock(Clock::Dynamic(sim.handle().clock()));
+    let all = |order: [Stream; 2]| {
+        let syncer = syncer.clone();
+        async move {
+            for stream in [Stream::Clients, order[0], order[1], Stream::Settlements] {
+                assert_succeeded(&syncer.run(stream, &PassOptions::default()).await);
+            }
+        }
+    };
+    all([Stream::Transactions, Stream::Declines]).await;
+
+    // A charged-back and a declined transaction inside the transactions window.
+    let pick = |status: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "select id from rotessa.transactions
+                 where status = $1 and process_date >= date '2026-08-20' order by id limit 1",
+            )
+            .bind(status)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let (charged, declined) = (pick("Chargeback").await, pick("Declined").await);
+    let events_before = outbox(&pool).await.len();
+    sim.reverse(charged).unwrap();
+    let resubmitted = sim.resubmit(declined, None).unwrap();
+    sim.lag(declined, SimReport::DeclineReport, 10).unwrap();
+    for pass in 0..4 {
+        let order = if pass % 2 == 0 {
+            [Stream::Declines, Stream::Transactions]
+        } else {
+            [Stream::Transactions, Stream::Declines]
+        };
+        all(order).await;
+    }
+    let mut new_events: Vec<Event> = outbox(&pool).await.split_off(events_before);
+    new_events.sort();
+    let mut expected = vec![
+        event(charged, Some("Chargeback"), "Approved", REPORT, true),
+        event(declined, Some("Declined"), "Future", REPORT, true),
+    ];
+    expected.sort();
+    assert_eq!(new_events, expected, "one reversal each, nothing else");
+    let (status, process_date): (String, chrono::NaiveDate) =
+        sqlx::query_as("select status, process_date from rotessa.transactions where id = $1")
+            .bind(declined)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (status.as_str(), process_date),
+        ("Future", resubmitted.process_date)
+    );
+    let kinds: Vec<(i64, String)> =
+        sqlx::query_as("select transaction_id, kind from rotessa.status_anomalies order by 1, 2")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let mut expected = vec![
+        (charged, "reversal".to_owned()),
+        (declined, "reversal".to_owned()),
+        (declined, "stale".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(kinds, expected);
+}
