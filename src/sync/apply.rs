@@ -128,7 +128,7 @@ async fn apply_page(
     let mut coverage = Coverage::new(stored.others);
     let mut new = Vec::new();
     let mut differing = Vec::new();
-    let mut stale = Vec::new();
+    let mut older = Vec::new();
     let mut unchanged = 0i64;
     for r in rows {
         match stored.rows.get(&r.row.id) {
@@ -138,14 +138,14 @@ async fn apply_page(
                 coverage.add(r.row.id, r.fingerprint);
             }
             Some(v) if Order::of(r.row.api_updated_at, v.latest_updated_at) == Order::Older => {
-                stale.push(*r);
+                older.push(*r);
                 coverage.add(r.row.id, v.fingerprint);
             }
             Some(_) => differing.push(*r),
         }
     }
-    let mut anomalies = stale_anomalies(store, &stale).await?;
-    let mut stale = stale.len() as i64;
+    let mut anomalies = stale_anomalies(store, &older).await?;
+    let mut stale = older.len() as i64;
     let rows_seen = page.rows.len as i64;
     if new.is_empty()
         && differing.is_empty()
@@ -234,7 +234,7 @@ async fn apply_page(
                 continue;
             }
             let observed = r.row.status_change();
-            let transition = Transition::classify(
+            match Transition::classify(
                 Stored {
                     change: &cur.change,
                     latest_updated_at: cur.latest_updated_at,
@@ -249,19 +249,17 @@ async fn apply_page(
                     source: ctx.source,
                 },
                 true,
-            );
-            match transition {
-                Transition::Stale | Transition::Backward => {
+            ) {
+                Transition::Stale => {
                     coverage.add(r.row.id, cur.fingerprint);
-                    let kind = if transition == Transition::Stale {
-                        stale += 1;
-                        AnomalyKind::Stale
-                    } else {
-                        AnomalyKind::Backward
-                    };
-                    if kind == AnomalyKind::Backward || cur.change.status != r.row.status {
-                        anomalies.push(anomaly(kind, cur, r.row));
+                    stale += 1;
+                    if cur.change.status != r.row.status {
+                        anomalies.push(anomaly(AnomalyKind::Stale, cur, r.row));
                     }
+                }
+                Transition::Backward => {
+                    coverage.add(r.row.id, cur.fingerprint);
+                    anomalies.push(anomaly(AnomalyKind::Backward, cur, r.row));
                 }
                 Transition::StatusChanged { reversal } => {
                     coverage.add(r.row.id, r.fingerprint);
@@ -348,22 +346,22 @@ async fn apply_page(
     })
 }
 
-/// The anomalies of observations found stale without a lock: those whose status differs from
-/// what is stored now.
+/// The anomalies of observations found older than the stored rows without a lock: those whose
+/// status differs from what is stored now.
 async fn stale_anomalies(
     store: &Store,
-    stale: &[Fingerprinted<'_>],
+    older: &[Fingerprinted<'_>],
 ) -> Result<Vec<Anomaly>, store::Error> {
-    if stale.is_empty() {
+    if older.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<i64> = stale.iter().map(|r| r.row.id).collect();
+    let ids: Vec<i64> = older.iter().map(|r| r.row.id).collect();
     let current: HashMap<i64, StoredRow> = store::transactions::current(store.pool(), &ids)
         .await?
         .into_iter()
         .map(|s| (s.id, s))
         .collect();
-    Ok(stale
+    Ok(older
         .iter()
         .filter_map(|r| {
             let cur = current.get(&r.row.id)?;
