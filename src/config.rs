@@ -11,12 +11,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The documented defaults; the file in the repository is the reference for every key.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 const REDACTED: &str = "[redacted]";
+
+/// Rotessa's time zone unless `sync.time_zone` says otherwise: Central Time, where Rotessa (based
+/// in Manitoba) runs its banking day.
+pub const DEFAULT_TIME_ZONE: Tz = Tz::America__Winnipeg;
 
 /// Why the configuration cannot be used; the message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +52,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub log: LogSettings,
     pub outbox: OutboxSettings,
+    pub reconciliation: ReconciliationSettings,
 }
 
 /// How to reach Rotessa and how hard to try.
@@ -115,6 +121,8 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncSettings {
+    /// Rotessa's time zone, an IANA name: "today" is the date there.
+    pub time_zone: String,
     #[serde(default)]
     pub today: Option<NaiveDate>,
     #[serde(default)]
@@ -122,10 +130,20 @@ pub struct SyncSettings {
     pub page_cache: bool,
     pub run_stale_secs: u64,
     pub heartbeat_secs: u64,
+    /// Finished runs older than this many days are pruned (each stream and client keeps its
+    /// latest run and latest failure).
+    pub runs_retention_days: u32,
     pub transactions: StreamSettings,
     pub declines: StreamSettings,
     pub settlements: StreamSettings,
     pub clients: StreamSettings,
+}
+
+impl SyncSettings {
+    /// Rotessa's time zone (`sync.time_zone`, checked when the settings load).
+    pub fn time_zone(&self) -> Tz {
+        self.time_zone.parse().unwrap_or(DEFAULT_TIME_ZONE)
+    }
 }
 
 /// One stream's schedule and window; keys a stream does not use keep their defaults.
@@ -173,6 +191,35 @@ impl OutboxSettings {
     /// The fallback polling interval.
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
+/// How the reconciliation reads Rotessa's settlements: Rotessa does not document on which
+/// settlement date a chargeback counts, so the model is a setting.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconciliationSettings {
+    pub chargeback_on: ChargebackOn,
+}
+
+/// On which settlement date a chargeback counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargebackOn {
+    /// On the day it happened (its `decline_date`); the transaction still counts as approved on
+    /// its own settlement date (that day's money moved).
+    DeclineDate,
+    /// On the transaction's own settlement date, instead of counting there as approved.
+    SettlementDate,
+}
+
+impl ChargebackOn {
+    /// The setting's spelling, as `rotessa.reconciliation_settings` stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeclineDate => "decline_date",
+            Self::SettlementDate => "settlement_date",
+        }
     }
 }
 
@@ -313,6 +360,12 @@ impl Settings {
                 self.sync.run_stale_secs, self.sync.heartbeat_secs
             ));
         }
+        if let Err(e) = self.sync.time_zone.parse::<Tz>() {
+            problems.push(format!(
+                "sync.time_zone {:?} is not an IANA time zone name ({e}; e.g. \"America/Winnipeg\")",
+                self.sync.time_zone
+            ));
+        }
         if let Err(e) = self.database.url.connect_options() {
             problems.push(format!("database.url is not a PostgreSQL URL: {e}"));
         }
@@ -320,14 +373,14 @@ impl Settings {
             if stream.window_days == 0 {
                 problems.push(format!("sync.{name}.window_days must be at least 1"));
             }
-            if let Err(e) = crate::scheduler::validate_cron(&stream.schedule) {
+            if let Err(e) = crate::cron::validate(&stream.schedule) {
                 problems.push(format!(
                     "sync.{name}.schedule {:?}: {e} (six fields, seconds first, e.g. \"0 */15 * * * *\")",
                     stream.schedule
                 ));
             }
         }
-        if let Err(e) = crate::scheduler::validate_cron(&self.outbox.prune_schedule) {
+        if let Err(e) = crate::cron::validate(&self.outbox.prune_schedule) {
             problems.push(format!(
                 "outbox.prune_schedule {:?}: {e} (six fields, seconds first, e.g. \"0 30 * * * *\")",
                 self.outbox.prune_schedule
@@ -601,10 +654,7 @@ mod tests {
         assert_eq!(s.rotessa.retry.max_retries, 4);
         assert!(s.rotessa.api_key.is_none());
         for (name, stream) in s.sync.streams() {
-            assert!(
-                crate::scheduler::validate_cron(&stream.schedule).is_ok(),
-                "{name}"
-            );
+            assert!(crate::cron::validate(&stream.schedule).is_ok(), "{name}");
         }
         assert_eq!(s.outbox.retention_days, 30);
         assert!(!s.outbox.prune_without_consumers);

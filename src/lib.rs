@@ -5,10 +5,12 @@
 //! [`cli`] drives it; [`config`] and [`telemetry`] set it up. [`outbox`] is for the other side:
 //! systems that consume the events. [`sim`] is a local stand-in for the Rotessa API, used only
 //! by `sim`, `demo`, tests and benchmarks. [`daemon`] runs it as a service, with [`scheduler`]
-//! and [`http`]; [`domain`] holds the types every layer shares.
+//! and [`http`]; [`domain`] holds the types every layer shares, and [`cron`] what a valid
+//! schedule is.
 
 pub mod cli;
 pub mod config;
+pub mod cron;
 pub mod daemon;
 pub mod domain;
 mod error_chain;

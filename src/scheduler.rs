@@ -13,13 +13,6 @@ use tracing::Instrument;
 
 use crate::sync::{PassOptions, RunOutcome, Stream, Syncer};
 
-/// Checks a schedule with the same parser the scheduler uses, so a bad one fails at start-up.
-pub fn validate_cron(schedule: &str) -> Result<(), String> {
-    Job::new(schedule, |_, _| {})
-        .map(|_| ())
-        .map_err(|e| format!("not a valid cron schedule ({e})"))
-}
-
 /// Why the schedule could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("scheduler: {0}")]

@@ -36,12 +36,13 @@ const MAX_ATTEMPTS: u32 = 25;
 /// Share of rows one of the two reports shows late, and by how many days.
 const LAG_RATE: f64 = 0.5;
 const LAG_DAYS: u32 = 4;
-/// The streams of one simulated day: every stream, then the transaction report again.
+/// The streams of one simulated day: every stream (`--stream all` order), then the
+/// transaction report again.
 const DAY: [Stream; 5] = [
     Stream::Clients,
+    Stream::Settlements,
     Stream::Transactions,
     Stream::Declines,
-    Stream::Settlements,
     Stream::Transactions,
 ];
 const FAULT_RATE: f64 = 0.2;

@@ -88,9 +88,17 @@ async fn a_window_of_exactly_max_pages_full_pages_succeeds(pool: PgPool) {
     let server = MockServer::start().await;
     // Pages 1 and 2 full, page 3 empty.
     serve_report(&server, &rows(1..=2000, "Pending")).await;
+    // The window starts where the stream's next run would (today - 11 days), so its success
+    // records the cursor.
     let syncer = syncer(
         &pool,
-        settings(&server.uri(), &[("RECON_ROTESSA__MAX_PAGES", "2")]),
+        settings(
+            &server.uri(),
+            &[
+                ("RECON_ROTESSA__MAX_PAGES", "2"),
+                ("RECON_SYNC__TRANSACTIONS__LOOKBACK_DAYS", "11"),
+            ],
+        ),
     );
     let reports = sync_window(&syncer, FROM, TO).await;
     assert_eq!(reports.len(), 1);

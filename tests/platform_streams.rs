@@ -103,13 +103,13 @@ async fn all_three_reports_sync_for_three_clients(pool: PgPool) {
         names,
         vec![
             ("clients", 0),
+            ("settlements", 1001),
+            ("settlements", 1002),
+            ("settlements", 1003),
             ("transactions", 0),
             ("declines", 1001),
             ("declines", 1002),
             ("declines", 1003),
-            ("settlements", 1001),
-            ("settlements", 1002),
-            ("settlements", 1003),
         ]
     );
     assert_eq!(count(&pool, "rotessa.clients").await, 3);

@@ -68,7 +68,7 @@ async fn check_rotessa(
     let mut rotessa = settings.rotessa.clone();
     rotessa.retry.max_retries = 0;
     let client = Client::new(&rotessa, key)?;
-    let today = Clock::from_setting(settings.sync.today).today();
+    let today = Clock::from_settings(&settings.sync).today();
     let request = ReportRequest {
         kind: ReportKind::Transactions,
         client_id: None,

@@ -315,8 +315,9 @@ async fn summary(store: &Store, today: chrono::NaiveDate) -> Result<(), Failure>
 
     let from = today - chrono::Days::new(30);
     let rows = crate::store::reconciliation::report(pool, None, from, today).await?;
+    let model = crate::store::reconciliation::chargeback_on(pool).await?;
     println!("\nSettlement reconciliation, last 30 days (mismatches first):");
-    for line in super::reconcile::render(&rows, from, today, 8).lines() {
+    for line in super::reconcile::render(&rows, from, today, 8, &model).lines() {
         println!("  {line}");
     }
     Ok(())

@@ -28,7 +28,7 @@ pub struct ReconcileArgs {
 
 /// Prints the comparison of Rotessa's settlements with the synced transactions.
 pub async fn run(settings: &Settings, args: ReconcileArgs) -> Result<ExitCode, Failure> {
-    let today = Clock::from_setting(settings.sync.today).today();
+    let today = Clock::from_settings(&settings.sync).today();
     let lookback = Days::new(settings.sync.settlements.lookback_days.into());
     let from = args.from.unwrap_or(today - lookback);
     let to = args.to.unwrap_or(today);
@@ -37,16 +37,33 @@ pub async fn run(settings: &Settings, args: ReconcileArgs) -> Result<ExitCode, F
     }
     let store = Store::connect(&settings.database).await?;
     let rows = reconciliation::report(store.pool(), args.client, from, to).await?;
-    print!("{}", render(&rows, from, to, usize::MAX));
+    let in_force = reconciliation::chargeback_on(store.pool()).await?;
+    print!("{}", render(&rows, from, to, usize::MAX, &in_force));
+    let configured = settings.reconciliation.chargeback_on.as_str();
+    if configured != in_force {
+        println!(
+            "note: reconciliation.chargeback_on is {configured} in this configuration; the next \
+             sync applies it and reconciles every date again"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The table `reconcile` prints: a count line, then up to `max_rows` rows.
-pub fn render(rows: &[Comparison], from: NaiveDate, to: NaiveDate, max_rows: usize) -> String {
+/// The table `reconcile` prints: a count line with the chargeback model in force, then up to
+/// `max_rows` rows.
+pub fn render(
+    rows: &[Comparison],
+    from: NaiveDate,
+    to: NaiveDate,
+    max_rows: usize,
+    chargeback_on: &str,
+) -> String {
     let mismatched = rows.iter().filter(|r| !r.matched).count();
     let mut out = format!(
-        "settlement reconciliation {from} .. {to}: {} dates, {mismatched} mismatched\n",
-        rows.len()
+        "settlement reconciliation {from} .. {to}: {} dates, {mismatched} mismatched \
+         (chargebacks counted on their {})\n",
+        rows.len(),
+        chargeback_on.replace('_', " ")
     );
     if rows.is_empty() {
         out.push_str("(no settlements synced in this range: run `rotessa-recon sync --stream settlements`)\n");

@@ -34,27 +34,6 @@ pub struct Comparison {
     pub matched: bool,
 }
 
-/// The comparison for one client over `from..=to`, by date.
-pub async fn compare_client(
-    conn: &mut PgConnection,
-    client_id: i64,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<Vec<Comparison>, Error> {
-    const SQL: &str = r#"
-        select * from rotessa.settlement_reconciliation
-        where client_id = $1 and settlement_date between $2 and $3
-        order by settlement_date
-    "#;
-    sqlx::query_as(SQL)
-        .bind(client_id)
-        .bind(from)
-        .bind(to)
-        .fetch_all(conn)
-        .await
-        .op("comparing settlements with transactions")
-}
-
 /// Every comparison in a date range (optionally one client), mismatches first (`reconcile`).
 pub async fn report(
     pool: &PgPool,
@@ -213,4 +192,190 @@ pub async fn fill_in_differences(
         .await
         .op("filling in reconciliation differences")?;
     Ok(())
+}
+
+/// The comparison of some dates of one client.
+pub async fn compare_dates(
+    conn: &mut PgConnection,
+    client_id: i64,
+    dates: &[NaiveDate],
+) -> Result<Vec<Comparison>, Error> {
+    const SQL: &str = r#"
+        select * from rotessa.settlement_reconciliation
+        where client_id = $1 and settlement_date = any($2)
+        order by settlement_date
+    "#;
+    sqlx::query_as(SQL)
+        .bind(client_id)
+        .bind(dates)
+        .fetch_all(conn)
+        .await
+        .op("comparing settlements with transactions")
+}
+
+/// Notes dates whose comparison may have changed, in the transaction of the change: they are
+/// reconciled at the end of the pass, once both sides are in.
+pub async fn note_pending(conn: &mut PgConnection, keys: &[(i64, NaiveDate)]) -> Result<(), Error> {
+    const SQL: &str = r#"
+        insert into rotessa.reconciliation_pending (client_id, settlement_date)
+        select * from unnest($1::bigint[], $2::date[])
+    "#;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(SQL)
+        .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+        .execute(conn)
+        .await
+        .op("noting dates to reconcile")?;
+    Ok(())
+}
+
+/// A noted date, and whether both of its sides are in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub ids: Vec<i64>,
+    pub client_id: i64,
+    pub settlement_date: NaiveDate,
+    /// Rotessa reported a settlement for the date.
+    pub has_settlement: bool,
+    /// The transactions (and, if `declines` was asked for, the declines) last read in full
+    /// after the settlement was.
+    pub ready: bool,
+}
+
+/// Takes the noted dates (locking their notes, skipping those another process is reconciling),
+/// and the dates recorded before differences were, and says which are ready: both sides read
+/// in full after the settlement, and no read of them left half done since. `transactions` and
+/// `declines` say which streams must have read the client's side (the enabled ones).
+pub async fn take_pending(
+    conn: &mut PgConnection,
+    transactions: bool,
+    declines: bool,
+) -> Result<Vec<Pending>, Error> {
+    const SQL: &str = r#"
+        with noted as (
+            select id, client_id, settlement_date from rotessa.reconciliation_pending
+            order by id
+            for update skip locked
+        ),
+        -- Dates recorded before differences were are filled in as if noted.
+        dates as (
+            select coalesce(array_agg(id order by id) filter (where id is not null), '{}') as ids,
+                   client_id, settlement_date
+            from (select id, client_id, settlement_date from noted
+                  union all
+                  select null, client_id, settlement_date from rotessa.reconciliation_state
+                  where difference is null) n
+            group by client_id, settlement_date
+        ),
+        -- A stream has read a client's side after its settlement when a run that read its
+        -- whole window started after the settlement was read, and no run of it has started
+        -- since without succeeding (one running, failed or killed may have written part).
+        read_after as (
+            select d.client_id, d.settlement_date, st.stream
+            from dates d
+            join rotessa.settlements s
+              on s.client_id = d.client_id and s.settlement_date = d.settlement_date
+            join rotessa.sync_state st
+              on (st.stream = 'transactions' and st.client_id in (0, d.client_id))
+              or (st.stream = 'declines' and st.client_id = d.client_id)
+            where st.last_success_started_at > s.changed_at
+              and not exists (
+                  select from rotessa.sync_runs r
+                  where r.stream = st.stream and r.client_id = st.client_id
+                    and r.id > st.last_run_id and r.status <> 'succeeded')
+        )
+        select d.ids, d.client_id, d.settlement_date,
+               exists (select from rotessa.settlements s
+                       where s.client_id = d.client_id and s.settlement_date = d.settlement_date),
+               not $1 or exists (select from read_after a
+                                 where (a.client_id, a.settlement_date, a.stream)
+                                     = (d.client_id, d.settlement_date, 'transactions')),
+               not $2 or exists (select from read_after a
+                                 where (a.client_id, a.settlement_date, a.stream)
+                                     = (d.client_id, d.settlement_date, 'declines'))
+        from dates d
+        order by d.client_id, d.settlement_date
+    "#;
+    type Row = (Vec<i64>, i64, NaiveDate, bool, bool, bool);
+    let rows: Vec<Row> = sqlx::query_as(SQL)
+        .bind(transactions)
+        .bind(declines)
+        .fetch_all(conn)
+        .await
+        .op("reading the dates to reconcile")?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(ids, client_id, settlement_date, has_settlement, transactions_in, declines_in)| {
+                Pending {
+                    ids,
+                    client_id,
+                    settlement_date,
+                    has_settlement,
+                    ready: has_settlement && transactions_in && declines_in,
+                }
+            },
+        )
+        .collect())
+}
+
+/// Forgets notes that were dealt with.
+pub async fn forget_pending(conn: &mut PgConnection, ids: &[i64]) -> Result<(), Error> {
+    const SQL: &str = r#"
+        delete from rotessa.reconciliation_pending where id = any($1)
+    "#;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(SQL)
+        .bind(ids)
+        .execute(conn)
+        .await
+        .op("forgetting reconciled dates")?;
+    Ok(())
+}
+
+/// Makes the view use `chargeback_on` (`decline_date` or `settlement_date`); when that changes
+/// the model, notes every settlement date for a new comparison. Returns whether it changed.
+pub async fn set_chargeback_on(pool: &PgPool, chargeback_on: &str) -> Result<bool, Error> {
+    const SET: &str = r#"
+        insert into rotessa.reconciliation_settings as s (chargeback_on) values ($1)
+        on conflict (singleton) do update set chargeback_on = $1, changed_at = now()
+        where s.chargeback_on is distinct from $1
+    "#;
+    const NOTE_ALL: &str = r#"
+        insert into rotessa.reconciliation_pending (client_id, settlement_date)
+        select client_id, settlement_date from rotessa.settlements
+    "#;
+    let mut tx = pool.begin().await.op("starting a transaction")?;
+    let changed = sqlx::query(SET)
+        .bind(chargeback_on)
+        .execute(&mut *tx)
+        .await
+        .op("setting the chargeback model")?
+        .rows_affected()
+        > 0;
+    if changed {
+        sqlx::query(NOTE_ALL)
+            .execute(&mut *tx)
+            .await
+            .op("noting every date for the new chargeback model")?;
+    }
+    tx.commit().await.op("committing the chargeback model")?;
+    Ok(changed)
+}
+
+/// The chargeback model the view uses now.
+pub async fn chargeback_on(pool: &PgPool) -> Result<String, Error> {
+    const SQL: &str = r#"
+        select coalesce((select chargeback_on from rotessa.reconciliation_settings),
+                        'decline_date')
+    "#;
+    sqlx::query_scalar(SQL)
+        .fetch_one(pool)
+        .await
+        .op("reading the chargeback model")
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgPool};
 
 use super::{Error, ResultExt};
@@ -74,19 +74,19 @@ pub async fn abandon_stale(pool: &PgPool, stale_after: Duration) -> Result<u64, 
     Ok(done.rows_affected())
 }
 
-/// Records the start of a run; returns its id.
+/// Records the start of a run; returns its id and start time.
 pub async fn start(
     pool: &PgPool,
     stream: &str,
     client_id: i64,
     window: Option<(NaiveDate, NaiveDate)>,
-) -> Result<i64, Error> {
+) -> Result<(i64, DateTime<Utc>), Error> {
     const SQL: &str = r#"
         insert into rotessa.sync_runs (stream, client_id, window_from, window_to, host)
         values ($1, $2, $3, $4, $5)
-        returning id
+        returning id, started_at
     "#;
-    sqlx::query_scalar(SQL)
+    sqlx::query_as(SQL)
         .bind(stream)
         .bind(client_id)
         .bind(window.map(|w| w.0))

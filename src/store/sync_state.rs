@@ -25,27 +25,32 @@ pub async fn cursor(
 }
 
 /// Moves the cursor forward to `cursor` (never back: a backfill of an old range leaves it) and
-/// records the success.
+/// records the success of the run that read up to it, started at `started_at`.
 pub async fn advance(
     conn: &mut PgConnection,
     stream: &str,
     client_id: i64,
     cursor: NaiveDate,
     run_id: i64,
+    started_at: DateTime<Utc>,
 ) -> Result<(), Error> {
     const SQL: &str = r#"
-        insert into rotessa.sync_state as s (stream, client_id, cursor_date, last_success_at, last_run_id)
-        values ($1, $2, $3, now(), $4)
+        insert into rotessa.sync_state as s
+            (stream, client_id, cursor_date, last_success_at, last_run_id, last_success_started_at)
+        values ($1, $2, $3, now(), $4, $5)
         on conflict (stream, client_id) do update set
             cursor_date = greatest(s.cursor_date, excluded.cursor_date),
             last_success_at = excluded.last_success_at,
-            last_run_id = excluded.last_run_id
+            last_run_id = excluded.last_run_id,
+            last_success_started_at = greatest(s.last_success_started_at,
+                                               excluded.last_success_started_at)
     "#;
     sqlx::query(SQL)
         .bind(stream)
         .bind(client_id)
         .bind(cursor)
         .bind(run_id)
+        .bind(started_at)
         .execute(conn)
         .await
         .op("advancing the stream cursor")?;

@@ -218,6 +218,8 @@ pub struct Fingerprinted<'a> {
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub id: i64,
+    pub client_id: Option<i64>,
+    pub settlement_date: Option<NaiveDate>,
     pub fingerprint: i64,
     pub change: StatusChange,
     pub status_changed_at: DateTime<Utc>,
@@ -234,8 +236,8 @@ pub async fn current<'c>(
     ids: &[i64],
 ) -> Result<Vec<Stored>, Error> {
     const SQL: &str = r#"
-        select id, fingerprint, status, status_reason, decline_date, status_changed_at,
-               latest_updated_at, null::text, null::text, null::date, null::text
+        select id, client_id, settlement_date, fingerprint, status, status_reason, decline_date,
+               status_changed_at, latest_updated_at, null::text, null::text, null::date, null::text
         from rotessa.transactions
         where id = any($1)
         order by id
@@ -254,8 +256,8 @@ pub async fn lock_current(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<St
     // The state before the current one is the second-to-last history entry: every status
     // change appends one, under this row lock.
     const SQL: &str = r#"
-        select t.id, t.fingerprint, t.status, t.status_reason, t.decline_date,
-               t.status_changed_at, t.latest_updated_at,
+        select t.id, t.client_id, t.settlement_date, t.fingerprint, t.status, t.status_reason,
+               t.decline_date, t.status_changed_at, t.latest_updated_at,
                p.to_status, p.status_reason, p.decline_date, p.source
         from rotessa.transactions t
         left join lateral (
@@ -280,6 +282,8 @@ pub async fn lock_current(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<St
 /// A row of [`current`] or [`lock_current`]: the stored columns, then the previous state's.
 type StoredRow = (
     i64,
+    Option<i64>,
+    Option<NaiveDate>,
     i64,
     String,
     Option<String>,
@@ -295,6 +299,8 @@ type StoredRow = (
 fn stored(row: StoredRow) -> Result<Stored, Error> {
     let (
         id,
+        client_id,
+        settlement_date,
         fingerprint,
         status,
         status_reason,
@@ -326,6 +332,8 @@ fn stored(row: StoredRow) -> Result<Stored, Error> {
     };
     Ok(Stored {
         id,
+        client_id,
+        settlement_date,
         fingerprint,
         change: StatusChange {
             status: parse(status)?,

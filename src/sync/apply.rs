@@ -6,8 +6,10 @@
 //! was fetched ahead, or waited for a lock) cannot undo a newer commit: it is compared with
 //! what is stored when it holds the lock.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
+
+use chrono::NaiveDate;
 
 use crate::domain::{AnomalyKind, Observed, Order, Source, Stored, Transaction, Transition};
 use crate::rotessa::{Page, RejectedRow};
@@ -183,6 +185,8 @@ async fn apply_page(
     let observed_at = events::observed_at(page.fetched_at);
     let mut history = Vec::new();
     let mut outbox = Vec::new();
+    // The settlement dates whose comparison the page may change, under old and new values.
+    let mut noted = BTreeSet::new();
 
     // 2. New rows: COPY them (a first attempt), or insert skipping rows another writer has
     //    inserted since (a retry). Only rows we inserted are first sightings.
@@ -198,6 +202,12 @@ async fn apply_page(
     };
     for r in &new {
         if inserted.contains(&r.row.id) {
+            note_dates(
+                &mut noted,
+                r.row.client_id,
+                r.row.settlement_date,
+                r.row.decline_date,
+            );
             history.push(entry(r.row, None));
             outbox.push(events::transaction_status_changed(
                 r.row,
@@ -262,6 +272,7 @@ async fn apply_page(
                     anomalies.push(anomaly(AnomalyKind::Backward, cur, r.row));
                 }
                 Transition::StatusChanged { reversal } => {
+                    note_change(&mut noted, cur, r.row);
                     coverage.add(r.row.id, r.fingerprint);
                     updates.push(Update {
                         row: *r,
@@ -280,6 +291,7 @@ async fn apply_page(
                     }
                 }
                 Transition::FieldsOnly | Transition::Unchanged => {
+                    note_change(&mut noted, cur, r.row);
                     coverage.add(r.row.id, r.fingerprint);
                     updates.push(Update {
                         row: *r,
@@ -296,6 +308,8 @@ async fn apply_page(
     store::history::append(&mut tx, &history, page.fetched_at, source, ctx.run_id).await?;
     store::outbox::append(&mut tx, &outbox).await?;
     store::anomalies::record(&mut tx, &anomalies, source, ctx.run_id).await?;
+    let noted: Vec<(i64, NaiveDate)> = noted.into_iter().collect();
+    store::reconciliation::note_pending(&mut tx, &noted).await?;
     let origin = Origin {
         stream: ctx.stream,
         client_id: ctx.client_id,
@@ -383,6 +397,32 @@ fn anomaly(kind: AnomalyKind, stored: &StoredRow, observed: &Transaction) -> Ano
         observed_status_reason: observed.status_reason.clone(),
         observed_updated_at: observed.api_updated_at,
     }
+}
+
+/// Notes the dates a transaction's row counts on in the reconciliation: its settlement date,
+/// and its decline date (where a chargeback counts under one model).
+fn note_dates(
+    noted: &mut BTreeSet<(i64, NaiveDate)>,
+    client_id: Option<i64>,
+    settlement_date: Option<NaiveDate>,
+    decline_date: Option<NaiveDate>,
+) {
+    if let Some(client_id) = client_id {
+        for date in [settlement_date, decline_date].into_iter().flatten() {
+            noted.insert((client_id, date));
+        }
+    }
+}
+
+/// Notes the dates a rewritten row counted on before and counts on now.
+fn note_change(noted: &mut BTreeSet<(i64, NaiveDate)>, stored: &StoredRow, row: &Transaction) {
+    let before = (
+        stored.client_id,
+        stored.settlement_date,
+        stored.change.decline_date,
+    );
+    note_dates(noted, before.0, before.1, before.2);
+    note_dates(noted, row.client_id, row.settlement_date, row.decline_date);
 }
 
 /// Quarantines rows the parser refused, in the caller's transaction.

@@ -6,7 +6,7 @@
 use tracing::Instrument;
 
 use super::run::RunReport;
-use super::{PassOptions, Syncer};
+use super::{PassOptions, Reach, Syncer};
 use crate::rotessa::ReportKind;
 
 /// The stream's name in tables, logs and metrics.
@@ -22,8 +22,11 @@ pub async fn run_scope(syncer: &Syncer, client_id: i64, opts: &PassOptions) -> R
     );
     async {
         let cfg = &syncer.settings.sync.declines;
-        let (from, to) = match syncer.cursor_window(STREAM, client_id, cfg, opts).await {
-            Ok(window) => window,
+        let plan = match syncer
+            .plan(STREAM, client_id, cfg, opts, Reach::FromCursor)
+            .await
+        {
+            Ok(plan) => plan,
             Err(e) => return RunReport::not_started(STREAM, client_id, e),
         };
         syncer
@@ -31,7 +34,7 @@ pub async fn run_scope(syncer: &Syncer, client_id: i64, opts: &PassOptions) -> R
                 STREAM,
                 Some(client_id),
                 ReportKind::Declines,
-                (from, to),
+                plan,
                 cfg.window_days,
             )
             .await

@@ -7,6 +7,7 @@ mod clock;
 pub mod convert;
 pub mod declines;
 pub mod events;
+pub mod reconcile;
 mod report;
 mod run;
 pub mod settlements;
@@ -42,17 +43,19 @@ pub enum Stream {
     Transactions,
     /// Each client's transaction decline report by decline date.
     Declines,
-    /// Each client's settlements by settlement date, and the reconciliation.
+    /// Each client's settlements by settlement date.
     Settlements,
 }
 
 impl Stream {
-    /// Every stream, in the order `--stream all` runs them: clients before the per-client ones.
+    /// Every stream, in the order `--stream all` runs them: clients before the per-client ones,
+    /// and settlements before the transactions and declines, so that a pass reads each
+    /// settlement's transaction side after it and reconciles every date it read.
     pub const ALL: [Stream; 4] = [
         Stream::Clients,
+        Stream::Settlements,
         Stream::Transactions,
         Stream::Declines,
-        Stream::Settlements,
     ];
 
     /// The stream's name in tables, logs, metrics and the command line.
@@ -103,6 +106,22 @@ impl FromStr for Stream {
     }
 }
 
+/// How far a stream's default window reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// From its cursor (minus the overlap) to today.
+    FromCursor,
+    /// Over a fixed look-back to this many days after today (the transaction report).
+    Horizon(u32),
+}
+
+/// A run's window and the cursor it records if it succeeds (`None`: it leaves the cursor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    window: (NaiveDate, NaiveDate),
+    cursor_to: Option<NaiveDate>,
+}
+
 /// Why a syncer was told to stop between pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -143,7 +162,7 @@ impl Syncer {
         // years-long backfill holds only a bounded number of pages in memory.
         let permits = 2 * settings.rotessa.concurrency.max(1);
         Self {
-            clock: Clock::from_setting(settings.sync.today),
+            clock: Clock::from_settings(&settings.sync),
             store,
             client,
             settings,
@@ -215,12 +234,37 @@ impl Syncer {
 
     /// Runs one stream: one run per client scope, up to `rotessa.concurrency` at once. A
     /// per-client stream with `rotessa.clients = "all"` enumerates `rotessa.clients`, running the
-    /// clients stream first when that table is empty (its report is included).
+    /// clients stream first when that table is empty (its report is included). After a pass of
+    /// the transactions, declines or settlements, the settlement dates that are ready are
+    /// reconciled ([`reconcile`]); a failure there is reported as a failed `reconciliation`
+    /// run (the dates stay noted for the next pass).
     pub async fn run(&self, stream: Stream, opts: &PassOptions) -> Vec<RunReport> {
         if !self.runs_on_this_account(stream) {
             tracing::debug!(%stream, "skipped: a v1 account has only the transactions stream");
             return Vec::new();
         }
+        if stream == Stream::Clients {
+            return vec![clients::run(self).await];
+        }
+        let model = self.settings.reconciliation.chargeback_on.as_str();
+        match store::reconciliation::set_chargeback_on(self.store.pool(), model).await {
+            Ok(true) => tracing::warn!(
+                chargeback_on = model,
+                "the chargeback model changed: every settlement date is reconciled again"
+            ),
+            Ok(false) => {}
+            Err(e) => return vec![RunReport::not_started(stream.as_str(), 0, e)],
+        }
+        let mut reports = self.run_scopes(stream, opts).await;
+        if !self.is_cancelled()
+            && let Err(e) = reconcile::reconcile_pending(self).await
+        {
+            reports.push(RunReport::not_started(reconcile::STREAM, 0, e));
+        }
+        reports
+    }
+
+    async fn run_scopes(&self, stream: Stream, opts: &PassOptions) -> Vec<RunReport> {
         let mut reports = Vec::new();
         let scopes: Vec<Option<i64>> = match stream {
             Stream::Clients => return vec![clients::run(self).await],
@@ -287,29 +331,54 @@ impl Syncer {
         store::clients::ids(self.store.pool()).await
     }
 
-    /// The window of a cursor-driven stream: `--from`/`--to` if given; otherwise from
-    /// (cursor - overlap_days), or on the first run `sync.backfill_from` or
-    /// (today - lookback_days), to today.
-    async fn cursor_window(
+    /// What a run of `stream` for `client_id` reads, and what its cursor may become.
+    ///
+    /// The default window starts where the stream's next run is due to start: for a stream
+    /// that follows its cursor (declines, settlements) at (cursor - overlap_days); for the
+    /// transactions stream at (today - lookback_days); on a stream's first run at
+    /// `sync.backfill_from` or (today - lookback_days). It ends today (Rotessa's date, never
+    /// later, for the decline report and settlements) or, with `horizon_days`, that many days
+    /// after. `--from`/`--to` replace either end.
+    ///
+    /// The cursor always means "everything up to here was read": a successful run moves it to
+    /// the window's end (never past today, never backward) only if its window started at or
+    /// before where the next run would start, so a backfill of a later range cannot make the
+    /// next run skip the dates in between.
+    async fn plan(
         &self,
         stream: &'static str,
         client_id: i64,
         cfg: &StreamSettings,
         opts: &PassOptions,
-    ) -> Result<(NaiveDate, NaiveDate), store::Error> {
+        reach: Reach,
+    ) -> Result<Plan, store::Error> {
         let today = self.today();
         let cursor = store::sync_state::cursor(self.store.pool(), stream, client_id).await?;
-        let from = opts.from.unwrap_or_else(|| match cursor {
-            Some(c) => c - Days::new(cfg.overlap_days.into()),
-            None => self
-                .settings
-                .sync
-                .backfill_from
-                .unwrap_or_else(|| today - Days::new(cfg.lookback_days.into())),
-        });
-        let to = opts.to.unwrap_or(today);
+        let lookback = today - Days::new(cfg.lookback_days.into());
+        let due = match (cursor, reach) {
+            (Some(c), Reach::FromCursor) => c - Days::new(cfg.overlap_days.into()),
+            (Some(_), Reach::Horizon(_)) => lookback,
+            (None, _) => self.settings.sync.backfill_from.unwrap_or(lookback),
+        };
+        let from = opts.from.unwrap_or(due);
+        let to = match reach {
+            Reach::FromCursor => opts.to.unwrap_or(today).min(today),
+            Reach::Horizon(days) => opts.to.unwrap_or(today + Days::new(days.into())),
+        };
         // A cursor ahead of today (a backfill into the future) never inverts the window.
-        Ok((from.min(to), to))
+        let from = from.min(to);
+        let cursor_to = (from <= due).then(|| to.min(today));
+        if cursor_to.is_none() {
+            tracing::info!(
+                %from,
+                next_run_starts = %due,
+                "the window starts after where the next run starts: the cursor stays where it is"
+            );
+        }
+        Ok(Plan {
+            window: (from, to),
+            cursor_to,
+        })
     }
 
     async fn start_run(
@@ -336,17 +405,17 @@ impl Syncer {
         Ok(run)
     }
 
-    /// A whole run of a report over `window`, fetched `window_days` at a time: record it, sync
-    /// every window, finish it, and on success advance the cursor to the window's end (or
-    /// today, if that is earlier).
+    /// A whole run of a report over the plan's window, fetched `window_days` at a time: record
+    /// it, sync every window, finish it, and on success advance the cursor as planned.
     async fn run_report_windows(
         &self,
         stream: &'static str,
         client: Option<i64>,
         kind: ReportKind,
-        window: (NaiveDate, NaiveDate),
+        plan: Plan,
         window_days: u32,
     ) -> RunReport {
+        let window = plan.window;
         let client_id = client.unwrap_or(0);
         let run = match self.start_run(stream, client_id, Some(window)).await {
             Ok(run) => Arc::new(run),
@@ -375,10 +444,7 @@ impl Syncer {
                 tracing::warn!(error = %e, "cannot forget old page digests");
             }
         }
-        // The cursor says how far the stream has read, never past today (the transactions
-        // window reaches into the future).
-        let cursor = window.1.min(self.today());
-        run.finish(&self.store, result, Some(cursor), self.stop_reason())
+        run.finish(&self.store, result, plan.cursor_to, self.stop_reason())
             .await
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -75,6 +75,8 @@ pub struct Run {
     pub id: i64,
     pub stream: &'static str,
     pub client_id: i64,
+    /// When the run started, by the database's clock.
+    pub started_at: DateTime<Utc>,
     tally: Mutex<Progress>,
     heartbeat: JoinHandle<()>,
     started: Instant,
@@ -94,7 +96,7 @@ impl Run {
         if abandoned > 0 {
             tracing::warn!(abandoned, "marked runs without a heartbeat as abandoned");
         }
-        let id = runs::start(store.pool(), stream, client_id, window).await?;
+        let (id, started_at) = runs::start(store.pool(), stream, client_id, window).await?;
         let pool = store.pool().clone();
         let heartbeat = tokio::spawn(
             async move {
@@ -113,6 +115,7 @@ impl Run {
             id,
             stream,
             client_id,
+            started_at,
             tally: Mutex::new(Progress::default()),
             heartbeat,
             started: Instant::now(),
@@ -271,7 +274,9 @@ impl Run {
             let mut tx = store.begin().await?;
             runs::finish(&mut tx, self.id, outcome, error.as_deref(), &progress).await?;
             if let (Outcome::Succeeded, Some(cursor)) = (outcome, cursor) {
-                sync_state::advance(&mut tx, self.stream, self.client_id, cursor, self.id).await?;
+                let (stream, client_id) = (self.stream, self.client_id);
+                sync_state::advance(&mut tx, stream, client_id, cursor, self.id, self.started_at)
+                    .await?;
             }
             tx.commit().await.map_err(|source| store::Error::Query {
                 op: "committing the run outcome",

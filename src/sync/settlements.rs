@@ -1,8 +1,7 @@
 //! The `settlements` stream: each client's settlement totals by settlement date, from
 //! (cursor - overlap_days) to today, upserted into `rotessa.settlements` with a
-//! `settlement.changed` event per new date or changed totals; then the reconciliation of those
-//! dates against the transactions, with an event whenever a date's outcome changes or a
-//! mismatch's difference does.
+//! `settlement.changed` event per new date or changed totals. New and changed dates are noted
+//! for the reconciliation ([`super::reconcile`]).
 
 use std::collections::HashSet;
 
@@ -13,7 +12,7 @@ use super::apply::{PageOutcome, record_rejected, with_db_retries};
 use super::convert::to_settlement;
 use super::events;
 use super::run::{RunError, RunReport};
-use super::{PassOptions, Syncer, windows};
+use super::{PassOptions, Reach, Syncer, windows};
 use crate::domain::Settlement;
 use crate::rotessa::{RejectedRow, WireSettlement};
 use crate::store::lease::Fence;
@@ -34,10 +33,14 @@ pub async fn run_scope(syncer: &Syncer, client_id: i64, opts: &PassOptions) -> R
     );
     async {
         let cfg = &syncer.settings.sync.settlements;
-        let window = match syncer.cursor_window(STREAM, client_id, cfg, opts).await {
-            Ok(window) => window,
+        let plan = match syncer
+            .plan(STREAM, client_id, cfg, opts, Reach::FromCursor)
+            .await
+        {
+            Ok(plan) => plan,
             Err(e) => return RunReport::not_started(STREAM, client_id, e),
         };
+        let window = plan.window;
         let run = match syncer.start_run(STREAM, client_id, Some(window)).await {
             Ok(run) => run,
             Err(e) => return RunReport::not_started(STREAM, client_id, e),
@@ -58,7 +61,6 @@ pub async fn run_scope(syncer: &Syncer, client_id: i64, opts: &PassOptions) -> R
                         syncer.fence.as_ref(),
                         run.id,
                         client_id,
-                        part,
                         &settlements,
                         &rejected,
                     )
@@ -69,8 +71,7 @@ pub async fn run_scope(syncer: &Syncer, client_id: i64, opts: &PassOptions) -> R
             Ok(())
         }
         .await;
-        let cursor = window.1.min(syncer.today());
-        run.finish(&syncer.store, result, Some(cursor), syncer.stop_reason())
+        run.finish(&syncer.store, result, plan.cursor_to, syncer.stop_reason())
             .await
     }
     .instrument(span)
@@ -109,14 +110,13 @@ fn same(stored: &settlements::StoredSettlement, s: &Settlement) -> bool {
     stored.totals == s.totals && stored.extra == s.extra
 }
 
-/// One transaction: settlements compared and written, events, the reconciliation of the
-/// window's dates, rejected rows and the run's progress.
+/// One transaction: settlements compared and written, events, the dates noted for the
+/// reconciliation, rejected rows and the run's progress.
 async fn apply(
     store: &Store,
     fence: Option<&Fence>,
     run_id: i64,
     client_id: i64,
-    (from, to): (NaiveDate, NaiveDate),
     rows: &[Settlement],
     rejected: &[RejectedRow],
 ) -> Result<PageOutcome, store::Error> {
@@ -168,46 +168,15 @@ async fn apply(
         settlements::update(&mut tx, &updates).await?;
     }
 
-    // Reconcile the window's dates; an event only where a date's outcome or difference changed.
-    let comparisons = reconciliation::compare_client(&mut tx, client_id, from, to).await?;
-    let compared: Vec<NaiveDate> = comparisons.iter().map(|c| c.settlement_date).collect();
-    let states = reconciliation::states(&mut tx, client_id, &compared).await?;
-    let (mut changed, mut fill_in) = (Vec::new(), Vec::new());
-    for c in &comparisons {
-        let now = reconciliation::Recorded {
-            settlement_date: c.settlement_date,
-            matched: c.matched,
-            difference: c.difference(),
-        };
-        // A matched date's difference is zero whatever its totals: only the outcome counts.
-        match states.get(&c.settlement_date) {
-            Some(s) if s.matched == now.matched && s.difference.is_none() => fill_in.push(now),
-            Some(s) if s.matched && now.matched => {}
-            Some(s)
-                if s.matched == now.matched && s.difference.as_ref() == Some(&now.difference) => {}
-            _ => changed.push(now),
-        }
-    }
-    reconciliation::fill_in_differences(&mut tx, client_id, &fill_in).await?;
-    let flipped: HashSet<NaiveDate> = reconciliation::record(&mut tx, client_id, &changed)
-        .await?
-        .into_iter()
-        .collect();
-    for c in comparisons
+    // New and changed dates are reconciled at the end of the pass, once their transactions
+    // have been read after them.
+    let noted: Vec<(i64, NaiveDate)> = new
         .iter()
-        .filter(|c| flipped.contains(&c.settlement_date))
-    {
-        if !c.matched {
-            tracing::warn!(
-                settlement_date = %c.settlement_date,
-                diff_total_approved = %c.diff_total_approved,
-                diff_total_declined = %c.diff_total_declined,
-                diff_total_chargeback = %c.diff_total_chargeback,
-                "settlement does not reconcile with the transactions"
-            );
-        }
-        outbox.push(events::reconciliation_changed(c));
-    }
+        .filter(|r| inserted.contains(&r.settlement_date))
+        .chain(updates.iter())
+        .map(|r| (client_id, r.settlement_date))
+        .collect();
+    reconciliation::note_pending(&mut tx, &noted).await?;
 
     store::outbox::append(&mut tx, &outbox).await?;
     let origin = Origin {

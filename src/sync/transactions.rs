@@ -1,14 +1,12 @@
 //! The `transactions` stream: the transaction report over process dates
 //! [today - lookback_days, today + horizon_days], in windows of `window_days`.
 
-use chrono::Days;
 use tracing::Instrument;
 
 use super::run::RunReport;
-use super::{PassOptions, Syncer};
+use super::{PassOptions, Reach, Syncer};
 use crate::config::{ApiVersion, ClientSelection};
 use crate::rotessa::ReportKind;
-use crate::store::sync_state;
 
 /// The stream's name in tables, logs and metrics.
 pub const STREAM: &str = "transactions";
@@ -37,28 +35,17 @@ pub async fn run_scope(syncer: &Syncer, client: Option<i64>, opts: &PassOptions)
     );
     async {
         let cfg = &syncer.settings.sync.transactions;
-        let today = syncer.today();
-        let cursor = match sync_state::cursor(syncer.store.pool(), STREAM, client_id).await {
-            Ok(c) => c,
+        let reach = Reach::Horizon(cfg.horizon_days);
+        let plan = match syncer.plan(STREAM, client_id, cfg, opts, reach).await {
+            Ok(plan) => plan,
             Err(e) => return RunReport::not_started(STREAM, client_id, e),
         };
-        let first_run_start = cursor
-            .is_none()
-            .then_some(syncer.settings.sync.backfill_from)
-            .flatten();
-        let from = opts
-            .from
-            .or(first_run_start)
-            .unwrap_or_else(|| today - Days::new(cfg.lookback_days.into()));
-        let to = opts
-            .to
-            .unwrap_or_else(|| today + Days::new(cfg.horizon_days.into()));
         syncer
             .run_report_windows(
                 STREAM,
                 client,
                 ReportKind::Transactions,
-                (from, to),
+                plan,
                 cfg.window_days,
             )
             .await
