@@ -39,15 +39,15 @@ alter table rotessa.sync_runs add column rows_stale bigint not null default 0;
 -- The page cache holds a digest only while the table holds what the page's application left:
 -- `covered` rows whose fingerprints add up to `state`. A dense page (ids close together) covers
 -- its primary-key range [id_from, id_to], the other rows in between included (their change
--- only makes the page be compared again); a sparse page covers exactly its `ids`. A read that
--- finds another count or sum (a writer changed a row since) does not skip the page. Digests
--- recorded before this migration cannot say so, and are forgotten.
+-- only makes the page be compared again); a sparse page (id_from NULL) covers exactly its `ids`.
+-- A read that finds another count or sum (a writer changed a row since) does not skip the page.
+-- `ids` are the page's rows either way. Digests recorded before this migration cannot say so,
+-- and are forgotten.
 truncate rotessa.page_digests;
 alter table rotessa.page_digests
+    add column ids bigint[] not null,
     add column id_from bigint,
     add column id_to bigint,
-    add column ids bigint[],
     add column covered bigint not null,
     add column state numeric not null,
-    add constraint page_digests_dense_or_sparse
-        check ((ids is null) = (id_from is not null and id_to is not null));
+    add constraint page_digests_range check ((id_from is null) = (id_to is null));

@@ -346,6 +346,10 @@ impl Settings {
             ("lease.ttl_secs", self.lease.ttl_secs),
             ("sync.heartbeat_secs", self.sync.heartbeat_secs),
             ("sync.run_stale_secs", self.sync.run_stale_secs),
+            (
+                "sync.runs_retention_days",
+                u64::from(self.sync.runs_retention_days),
+            ),
             ("outbox.prune_batch", u64::from(self.outbox.prune_batch)),
             ("outbox.poll_interval_ms", self.outbox.poll_interval_ms),
             ("outbox.poll_batch", u64::from(self.outbox.poll_batch)),

@@ -86,11 +86,14 @@ impl Schedule {
     }
 }
 
-/// Outbox retention on `outbox.prune_schedule`: events every registered consumer has acked and
-/// older than `outbox.retention_days` are deleted in small batches.
+/// Retention on `outbox.prune_schedule`: events every registered consumer has acked and older
+/// than `outbox.retention_days`, then finished runs older than `sync.runs_retention_days` (each
+/// stream and client keeps its latest run and latest failure) and stale page digests, all
+/// deleted in small batches.
 fn prune_job(syncer: &Syncer, tracker: TaskTracker) -> Result<Job, SchedulerError> {
     let settings = &syncer.settings().outbox;
     let retention = crate::outbox::Retention::from(settings);
+    let runs_days = syncer.settings().sync.runs_retention_days;
     let running = Arc::new(AtomicBool::new(false));
     let syncer = syncer.clone();
     let job = Job::new_async(settings.prune_schedule.as_str(), move |_, _| {
@@ -108,6 +111,7 @@ fn prune_job(syncer: &Syncer, tracker: TaskTracker) -> Result<Job, SchedulerErro
                     }
                     Err(e) => tracing::warn!(error = %e, "outbox prune failed; tried again at its next tick"),
                 }
+                prune_history(&syncer, runs_days).await;
                 running.store(false, Ordering::Release);
             });
         })
@@ -115,6 +119,25 @@ fn prune_job(syncer: &Syncer, tracker: TaskTracker) -> Result<Job, SchedulerErro
     .map_err(|e| SchedulerError(e.to_string()))?;
     tracing::info!(schedule = %settings.prune_schedule, "outbox retention scheduled");
     Ok(job)
+}
+
+/// Deletes runs and page digests older than `days` (see [`crate::store::run_retention`]).
+async fn prune_history(syncer: &Syncer, days: u32) {
+    use crate::store::run_retention;
+    let pool = syncer.store().pool();
+    match run_retention::prune_runs(pool, days).await {
+        Ok(0) => {}
+        Ok(deleted) => {
+            metrics::counter!("rotessa_runs_pruned_total").increment(deleted);
+            tracing::info!(deleted, retention_days = days, "old runs pruned");
+        }
+        Err(e) => tracing::warn!(error = %e, "run prune failed; tried again at its next tick"),
+    }
+    match run_retention::prune_page_digests(pool, days).await {
+        Ok(0) => {}
+        Ok(deleted) => tracing::info!(deleted, "stale page digests pruned"),
+        Err(e) => tracing::warn!(error = %e, "page digest prune failed; tried again later"),
+    }
 }
 
 /// A tick of `stream`: starts a pass unless one is still going.

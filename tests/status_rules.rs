@@ -148,10 +148,17 @@ fn other_rows(pass: usize) -> Vec<Value> {
         .collect()
 }
 
-/// Other rows of the same decline-report page: pass `n` adds one more declined transaction.
+/// Transaction `id`, processed before the transactions window: only the decline report
+/// returns it.
+fn old_txn(id: i64) -> Value {
+    txn_on(id, CLIENT, "Pending", "25.00", "2026-07-01", "2026-07-06")
+}
+
+/// Other rows of the same decline-report page: pass `n` adds one more declined transaction,
+/// processed before the transactions window (only the decline report returns it).
 fn other_declines(pass: usize) -> Vec<Value> {
     (200..200 + pass as i64)
-        .map(|id| as_decline(&tx(id, "Pending", T2), "Declined", "NSF", "2026-11-09"))
+        .map(|id| as_decline(&stamped(&old_txn(id), T2), "Declined", "NSF", "2026-11-09"))
         .collect()
 }
 
@@ -455,7 +462,7 @@ async fn the_page_cache_never_hides_a_write_by_another_writer(pool: PgPool) {
     let declines_page = vec![
         stamped(&as_decline(&approved, "Declined", "NSF", "2026-11-09"), T2),
         stamped(
-            &as_decline(&tx(300, "Pending", T0), "Declined", "NSF", "2026-11-09"),
+            &as_decline(&old_txn(300), "Declined", "NSF", "2026-11-09"),
             T2,
         ),
     ];
@@ -481,7 +488,7 @@ async fn the_page_cache_never_hides_a_write_by_another_writer(pool: PgPool) {
     let compared = run(&syncer, Stream::Declines).await.progress;
     assert_eq!((compared.unchanged, compared.stale), (1, 1));
     let sparse: Vec<(String, bool)> = sqlx::query_as(
-        "select distinct stream, ids is not null from rotessa.page_digests where row_count > 0
+        "select distinct stream, id_from is null from rotessa.page_digests where row_count > 0
          order by stream",
     )
     .fetch_all(&pool)

@@ -199,6 +199,8 @@ pub enum AnomalyKind {
     Backward,
     /// A move back in the lifecycle that was applied: for review.
     Reversal,
+    /// An Approved or Chargeback row Rotessa stopped reporting: money that moved, for review.
+    Removed,
 }
 
 impl AnomalyKind {
@@ -208,6 +210,7 @@ impl AnomalyKind {
             Self::Stale => "stale",
             Self::Backward => "backward",
             Self::Reversal => "reversal",
+            Self::Removed => "removed",
         }
     }
 }

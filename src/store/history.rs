@@ -14,6 +14,8 @@ pub struct Entry {
     pub to_status: &'static str,
     pub status_reason: Option<String>,
     pub decline_date: Option<NaiveDate>,
+    /// `status` (a status change or first sight), `removed` or `restored`.
+    pub change: &'static str,
 }
 
 /// Appends a page's transitions with `COPY`, all observed at `observed_at` from `source` in run
@@ -28,12 +30,12 @@ pub async fn append(
     const COPY: &str = r#"
         copy rotessa.transaction_status_history
             (transaction_id, from_status, to_status, status_reason, decline_date, observed_at,
-             source, sync_run_id)
+             source, sync_run_id, change)
         from stdin (format binary)
     "#;
     let mut rows = CopyRows::new();
     for e in entries {
-        rows.row(8)
+        rows.row(9)
             .value(&e.transaction_id)
             .value(&e.from_status)
             .value(&e.to_status)
@@ -41,7 +43,8 @@ pub async fn append(
             .value(&e.decline_date)
             .value(&observed_at)
             .value(&source)
-            .value(&run_id);
+            .value(&run_id)
+            .value(&e.change);
     }
     rows.send(conn, COPY, "appending status history").await?;
     Ok(())

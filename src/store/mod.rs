@@ -14,6 +14,8 @@ pub mod outbox_retention;
 pub mod page_digests;
 pub mod reconciliation;
 pub mod rejected;
+pub mod removals;
+pub mod run_retention;
 pub mod runs;
 pub mod settlements;
 pub mod sync_state;

@@ -9,8 +9,9 @@
 //!
 //! A dense page (ids close together, the usual case) is checked by one primary-key range scan
 //! over `[id_from, id_to]`, which also covers the other rows in between: a change to one of those
-//! makes the page be compared again too, which is merely safe. A sparse page keeps its `ids` and
-//! is checked by one probe per row.
+//! makes the page be compared again too, which is merely safe. A sparse page is checked by one
+//! probe per row of its `ids`. Every digest keeps its page's ids, so that the rows of a page
+//! skipped as identical are known without parsing it (to find rows a report stopped returning).
 
 use std::collections::HashMap;
 
@@ -83,7 +84,7 @@ pub async fn known(pool: &PgPool, w: WindowKey<'_>) -> Result<HashMap<u32, (i64,
             where t.id between d.id_from and d.id_to
         ) cur
         where d.stream = $1 and d.client_id = $2 and d.window_from = $3 and d.window_to = $4
-          and d.ids is null and cur.n = d.covered and cur.s = d.state
+          and d.id_from is not null and cur.n = d.covered and cur.s = d.state
         union all
         select d.page, d.digest, d.row_count
         from rotessa.page_digests d
@@ -93,7 +94,7 @@ pub async fn known(pool: &PgPool, w: WindowKey<'_>) -> Result<HashMap<u32, (i64,
                   from unnest(d.ids) as u(id) offset 0) probes
         ) cur
         where d.stream = $1 and d.client_id = $2 and d.window_from = $3 and d.window_to = $4
-          and d.ids is not null and cur.n = d.covered and cur.s = d.state
+          and d.id_from is null and cur.n = d.covered and cur.s = d.state
     "#;
     let rows: Vec<(i32, i64, i32)> = sqlx::query_as(SQL)
         .bind(w.stream)
@@ -136,7 +137,7 @@ pub async fn record(
         return Ok(());
     };
     let range = coverage.others.map(|o| (o.from, o.to));
-    let ids = coverage.others.is_none().then_some(&coverage.ids);
+
     sqlx::query(SQL)
         .bind(w.stream)
         .bind(w.client_id)
@@ -147,7 +148,7 @@ pub async fn record(
         .bind(i32::try_from(rows).unwrap_or(i32::MAX))
         .bind(range.map(|r| r.0))
         .bind(range.map(|r| r.1))
-        .bind(ids)
+        .bind(&coverage.ids)
         .bind(covered)
         .bind(state)
         .execute(conn)

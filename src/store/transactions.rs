@@ -21,6 +21,8 @@ use crate::domain::{Source, Status, StatusChange, Transaction};
 pub struct Version {
     pub fingerprint: i64,
     pub latest_updated_at: Option<DateTime<Utc>>,
+    /// Marked removed: Rotessa stopped reporting it.
+    pub removed: bool,
 }
 
 /// What is stored for a page's ids.
@@ -52,28 +54,30 @@ pub async fn versions<'c>(
     // At most this many stored rows read per id of the page before probing instead.
     const DENSE: i64 = 4;
     const RANGE: &str = r#"
-        select id, fingerprint, latest_updated_at
+        select id, fingerprint, latest_updated_at, removed_at is not null
         from rotessa.transactions where id between $1 and $2
     "#;
     // One primary-key probe per id, whatever the planner believes about the table: a plain
     // `where id = any($1)` gets a sequential scan while a fresh table's statistics are stale.
     // (`offset 0` keeps the planner from turning the probes into a join.)
     const PROBES: &str = r#"
-        select u.id, t.fingerprint, t.latest_updated_at
+        select u.id, t.fingerprint, t.latest_updated_at, t.removed
         from unnest($1::bigint[]) as u(id)
         cross join lateral (
-            select t.fingerprint, t.latest_updated_at from rotessa.transactions t
+            select t.fingerprint, t.latest_updated_at, t.removed_at is not null as removed
+            from rotessa.transactions t
             where t.id = u.id
             offset 0
         ) t
     "#;
-    type Row = (i64, i64, Option<DateTime<Utc>>);
-    let version = |(id, fingerprint, latest_updated_at): Row| {
+    type Row = (i64, i64, Option<DateTime<Utc>>, bool);
+    let version = |(id, fingerprint, latest_updated_at, removed): Row| {
         (
             id,
             Version {
                 fingerprint,
                 latest_updated_at,
+                removed,
             },
         )
     };
@@ -224,6 +228,8 @@ pub struct Stored {
     pub change: StatusChange,
     pub status_changed_at: DateTime<Utc>,
     pub latest_updated_at: Option<DateTime<Utc>>,
+    /// Marked removed: Rotessa stopped reporting it.
+    pub removed: bool,
     /// The state before the current one and the report that showed it (from the status
     /// history), if the status ever changed.
     pub previous: Option<(StatusChange, Source)>,
@@ -237,7 +243,8 @@ pub async fn current<'c>(
 ) -> Result<Vec<Stored>, Error> {
     const SQL: &str = r#"
         select id, client_id, settlement_date, fingerprint, status, status_reason, decline_date,
-               status_changed_at, latest_updated_at, null::text, null::text, null::date, null::text
+               status_changed_at, latest_updated_at, removed_at is not null,
+               null::text, null::text, null::date, null::text
         from rotessa.transactions
         where id = any($1)
         order by id
@@ -257,13 +264,13 @@ pub async fn lock_current(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<St
     // change appends one, under this row lock.
     const SQL: &str = r#"
         select t.id, t.client_id, t.settlement_date, t.fingerprint, t.status, t.status_reason,
-               t.decline_date, t.status_changed_at, t.latest_updated_at,
+               t.decline_date, t.status_changed_at, t.latest_updated_at, t.removed_at is not null,
                p.to_status, p.status_reason, p.decline_date, p.source
         from rotessa.transactions t
         left join lateral (
             select h.to_status, h.status_reason, h.decline_date, h.source
             from rotessa.transaction_status_history h
-            where h.transaction_id = t.id
+            where h.transaction_id = t.id and h.change = 'status'
             order by h.id desc
             offset 1 limit 1
         ) p on true
@@ -290,6 +297,7 @@ type StoredRow = (
     Option<NaiveDate>,
     DateTime<Utc>,
     Option<DateTime<Utc>>,
+    bool,
     Option<String>,
     Option<String>,
     Option<NaiveDate>,
@@ -307,6 +315,7 @@ fn stored(row: StoredRow) -> Result<Stored, Error> {
         decline_date,
         at,
         latest,
+        removed,
         p_status,
         p_reason,
         p_date,
@@ -342,6 +351,7 @@ fn stored(row: StoredRow) -> Result<Stored, Error> {
         },
         status_changed_at: at,
         latest_updated_at: latest,
+        removed,
         previous,
     })
 }
@@ -404,6 +414,23 @@ pub async fn update(conn: &mut PgConnection, updates: &[Update<'_>]) -> Result<u
         .await
         .op("updating changed transactions")?;
     Ok(result.rows_affected())
+}
+
+/// Un-marks rows Rotessa reports again after they were marked removed.
+pub async fn restore(conn: &mut PgConnection, ids: &[i64]) -> Result<(), Error> {
+    const SQL: &str = r#"
+        update rotessa.transactions set removed_at = null, absent_reads = 0
+        where id = any($1)
+    "#;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(SQL)
+        .bind(ids)
+        .execute(conn)
+        .await
+        .op("restoring transactions reported again")?;
+    Ok(())
 }
 
 /// The page's rows as one array per column, for `unnest`.

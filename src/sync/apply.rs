@@ -132,9 +132,13 @@ async fn apply_page(
     let mut differing = Vec::new();
     let mut older = Vec::new();
     let mut unchanged = 0i64;
+    // The transaction report decides whether a row is reported at all: one it returns again
+    // after it was marked removed is restored.
+    let restores = ctx.source == Source::TransactionReport;
     for r in rows {
         match stored.rows.get(&r.row.id) {
             None => new.push(*r),
+            Some(v) if v.removed && restores => differing.push(*r),
             Some(v) if v.fingerprint == r.fingerprint => {
                 unchanged += 1;
                 coverage.add(r.row.id, r.fingerprint);
@@ -225,6 +229,7 @@ async fn apply_page(
 
     // 3. Differing rows: lock in id order, re-compare, apply the status rules.
     let mut updates = Vec::new();
+    let mut restored = Vec::new();
     if !differing.is_empty() {
         differing.sort_by_key(|r| r.row.id);
         let ids: Vec<i64> = differing.iter().map(|r| r.row.id).collect();
@@ -238,6 +243,19 @@ async fn apply_page(
                 .get(&r.row.id)
                 .ok_or(sqlx::Error::RowNotFound)
                 .op("a transaction row vanished while its page was written")?;
+            if cur.removed && restores {
+                restored.push(r.row.id);
+                note_change(&mut noted, cur, r.row);
+                history.push(Entry {
+                    change: "restored",
+                    ..entry(r.row, Some(cur.change.status.as_str()))
+                });
+                outbox.push(events::transaction_restored(
+                    r.row,
+                    cur.change.status,
+                    &observed_at,
+                ));
+            }
             if cur.fingerprint == r.fingerprint {
                 unchanged += 1;
                 coverage.add(r.row.id, r.fingerprint);
@@ -301,6 +319,7 @@ async fn apply_page(
             }
         }
         store::transactions::update(&mut tx, &updates).await?;
+        store::transactions::restore(&mut tx, &restored).await?;
     }
 
     // 4. Everything else the page produced, in the same transaction.
@@ -448,6 +467,7 @@ fn entry(t: &Transaction, from: Option<&'static str>) -> Entry {
         to_status: t.status.as_str(),
         status_reason: t.status_reason.clone(),
         decline_date: t.decline_date,
+        change: "status",
     }
 }
 

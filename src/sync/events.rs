@@ -2,6 +2,7 @@
 //! `event_version: 1`; amounts are decimal strings, dates ISO.
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use rust_decimal::Decimal;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -17,13 +18,95 @@ pub fn observed_at(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// What a transaction event says about the transaction: the fields of its payload.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub id: i64,
+    pub client_id: Option<i64>,
+    pub customer_id: Option<i64>,
+    pub amount: Decimal,
+    pub status: Status,
+    pub status_reason: Option<&'a str>,
+    pub process_date: NaiveDate,
+    pub settlement_date: Option<NaiveDate>,
+    pub decline_date: Option<NaiveDate>,
+    pub transaction_number: Option<&'a str>,
+    pub custom_identifier: Option<&'a str>,
+}
+
+impl<'a> From<&'a Transaction> for Facts<'a> {
+    fn from(t: &'a Transaction) -> Self {
+        Self {
+            id: t.id,
+            client_id: t.client_id,
+            customer_id: t.customer_id,
+            amount: t.amount,
+            status: t.status,
+            status_reason: t.status_reason.as_deref(),
+            process_date: t.process_date,
+            settlement_date: t.settlement_date,
+            decline_date: t.decline_date,
+            transaction_number: t.transaction_number.as_deref(),
+            custom_identifier: t.custom_identifier.as_deref(),
+        }
+    }
+}
+
 /// `transaction.status_changed`: a transaction was first seen (`from` is `None`), changed status,
 /// or got a new status reason or decline date. `reversal` marks a move back in the lifecycle (a
-/// chargeback reversed, a decline resubmitted). `observed_at` comes from [`observed_at`]. The
-/// payload is written directly as JSON text: one event per new row makes this the hottest
-/// serialization of a backfill.
+/// chargeback reversed, a decline resubmitted). `observed_at` comes from [`observed_at`].
 pub fn transaction_status_changed(
     t: &Transaction,
+    from: Option<Status>,
+    observed_at: &str,
+    source: Source,
+    reversal: bool,
+) -> NewEvent {
+    transaction_event(
+        "transaction.status_changed",
+        t.into(),
+        from,
+        observed_at,
+        source,
+        reversal,
+    )
+}
+
+/// `transaction.removed`: Rotessa stopped reporting the transaction (absent from two complete
+/// reads of its window); the payload is its last known state (`from_status` = `to_status`).
+pub fn transaction_removed(last: Facts<'_>, observed_at: &str) -> NewEvent {
+    let status = Some(last.status);
+    let source = Source::TransactionReport;
+    transaction_event(
+        "transaction.removed",
+        last,
+        status,
+        observed_at,
+        source,
+        false,
+    )
+}
+
+/// `transaction.restored`: a removed transaction is reported again; the payload is its state
+/// now, `from_status` the one it was removed with.
+pub fn transaction_restored(t: &Transaction, removed_as: Status, observed_at: &str) -> NewEvent {
+    let source = Source::TransactionReport;
+    let from = Some(removed_as);
+    transaction_event(
+        "transaction.restored",
+        t.into(),
+        from,
+        observed_at,
+        source,
+        false,
+    )
+}
+
+/// A transaction event's payload, written directly as JSON text: one event per new row makes
+/// this the hottest serialization of a backfill.
+fn transaction_event(
+    event_type: &'static str,
+    t: Facts<'_>,
     from: Option<Status>,
     observed_at: &str,
     source: Source,
@@ -45,7 +128,7 @@ pub fn transaction_status_changed(
     p.push_str(",\"to_status\":");
     push_str(&mut p, t.status.as_str());
     p.push_str(",\"status_reason\":");
-    push_opt_str(&mut p, t.status_reason.as_deref());
+    push_opt_str(&mut p, t.status_reason);
     p.push_str(",\"process_date\":");
     push_date(&mut p, Some(t.process_date));
     p.push_str(",\"settlement_date\":");
@@ -53,9 +136,9 @@ pub fn transaction_status_changed(
     p.push_str(",\"decline_date\":");
     push_date(&mut p, t.decline_date);
     p.push_str(",\"transaction_number\":");
-    push_opt_str(&mut p, t.transaction_number.as_deref());
+    push_opt_str(&mut p, t.transaction_number);
     p.push_str(",\"custom_identifier\":");
-    push_opt_str(&mut p, t.custom_identifier.as_deref());
+    push_opt_str(&mut p, t.custom_identifier);
     p.push_str(",\"observed_at\":");
     push_str(&mut p, observed_at);
     p.push_str(",\"source\":");
@@ -69,7 +152,7 @@ pub fn transaction_status_changed(
         id: Uuid::now_v7(),
         aggregatetype: "transaction",
         aggregateid: t.id.to_string(),
-        event_type: "transaction.status_changed",
+        event_type,
         payload: p,
     }
 }

@@ -8,6 +8,7 @@ pub mod convert;
 pub mod declines;
 pub mod events;
 pub mod reconcile;
+mod removals;
 mod report;
 mod run;
 pub mod settlements;

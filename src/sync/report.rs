@@ -10,6 +10,7 @@ use tracing::Instrument;
 use super::Syncer;
 use super::apply::{PageOutcome, apply_page_with_retries};
 use super::convert::transaction_converter;
+use super::removals::{self, WindowRead};
 use super::run::{Run, RunError};
 use crate::domain::Source;
 use crate::rotessa::{KnownPage, KnownPages, ReportRequest};
@@ -95,18 +96,21 @@ async fn sync_window(
             .collect(),
         None => KnownPages::new(),
     };
-    let converter = transaction_converter(request.client_id);
+    let client = request.client_id;
+    let converter = transaction_converter(client);
     let mut pages = syncer.client.report_pages(request, converter, known);
     let ctx = run.page_context(source, syncer.fence.as_ref(), cache);
     let retries = syncer.settings.database.page_retries;
+    let mut read = WindowRead::default();
     loop {
         let next = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(RunError::Cancelled),
             next = pages.next() => next,
         };
-        let Some(page) = next else { return Ok(()) };
+        let Some(page) = next else { break };
         let page = page?;
+        read.page(&page);
         let span = tracing::info_span!("page", page = page.number);
         if page.rows.identical {
             // Byte-identical to the body last applied: nothing to parse, read or write.
@@ -128,4 +132,9 @@ async fn sync_window(
             .await?;
         span.in_scope(|| run.record_page(&page, &outcome));
     }
+    // Read in full: the transaction report's rows of the window it no longer returns.
+    if source == Source::TransactionReport {
+        removals::count_read(syncer, run, window, client, &read).await?;
+    }
+    Ok(())
 }

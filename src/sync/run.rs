@@ -218,6 +218,9 @@ impl Run {
                 AnomalyKind::Reversal => {
                     "status moved back in the lifecycle: applied and emitted as a reversal, recorded in rotessa.status_anomalies"
                 }
+                AnomalyKind::Removed => {
+                    "an Approved or Chargeback transaction is no longer reported: marked removed, recorded in rotessa.status_anomalies"
+                }
             };
             // Stale rows are counted with the stale observations; the anomalies metric counts
             // what an operator reviews.
