@@ -1,11 +1,12 @@
 //! The simulator against its contract (SPEC.md "The simulator", the Rotessa docs in
 //! shared/seeds): paging, determinism, the lifecycle under a moving clock, settlements that
-//! add up, faults at the configured rate, and the core sync converging under 20% faults.
+//! add up (under both chargeback models), reports that disagree, rows Rotessa stops reporting,
+//! faults at the configured rate, and the core sync converging under 20% faults.
 //!
 //! HTTP goes through reqwest against a running simulator; the sync test uses a real PostgreSQL
 //! database from `#[sqlx::test]` (DATABASE_URL). No sleeps, no timing thresholds.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,7 +14,7 @@ use chrono::NaiveDate;
 use reqwest::StatusCode;
 use rotessa_recon::config::Settings;
 use rotessa_recon::rotessa::Client;
-use rotessa_recon::sim::{SimConfig, SimReport, SimServer};
+use rotessa_recon::sim::{ChargebackOn, SimConfig, SimReport, SimServer};
 use rotessa_recon::store::Store;
 use rotessa_recon::sync::{Clock, PassOptions, RunOutcome, Stream, Syncer};
 use serde_json::Value;
@@ -481,19 +482,71 @@ async fn advancing_the_clock_drives_the_lifecycle_forward_only() {
     );
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Totals {
     number: [i64; 3],
     cents: [i64; 3],
 }
 
+/// The settlements of `client` from 2025 to 2027 by date: numbers and cents of approved,
+/// declined and charged back (with the payout fields checked).
+async fn settlements_of(
+    http: &reqwest::Client,
+    sim: &SimServer,
+    client: i64,
+) -> BTreeMap<NaiveDate, Totals> {
+    let url = format!(
+        "{}/v2/clients/{client}/settlements/show_by_settlement_date",
+        sim.base_url()
+    );
+    let answer: Vec<Value> = http
+        .post(&url)
+        .header("Authorization", auth(sim))
+        .json(&serde_json::json!({"start_date": "2025-01-01", "end_date": "2027-12-31"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut served: BTreeMap<NaiveDate, Totals> = BTreeMap::new();
+    for s in &answer {
+        let n = |k: &str| s[k].as_i64().unwrap();
+        let c = |k: &str| cents(s[k].as_str().unwrap());
+        assert_eq!(n("number_payout"), n("number_approved"));
+        assert_eq!(c("total_payout"), 226 * n("number_approved"));
+        served.insert(
+            date_of(s, "settlement_date").unwrap(),
+            Totals {
+                number: [
+                    n("number_approved"),
+                    n("number_declined"),
+                    n("number_chargeback"),
+                ],
+                cents: [
+                    c("total_approved"),
+                    c("total_declined"),
+                    c("total_chargeback"),
+                ],
+            },
+        );
+    }
+    served
+}
+
 /// Checks, for every client, that the settlements served equal what SQL over the transaction
-/// report's rows would compute (the settlement_reconciliation view), and that the decline
-/// report has exactly the failed rows; returns how many transaction rows were checked.
+/// report's rows would compute under the simulator's chargeback model (with `decline_date`,
+/// the settlement_reconciliation view), and that the decline report has exactly the failed
+/// rows; returns how many transaction rows were checked.
 async fn check_settlements(http: &reqwest::Client, sim: &SimServer) -> usize {
     let q = wide(d("2025-01-01"), d("2027-12-31"));
     let mut checked = 0;
     let today = sim.today();
+    let model = admin_state(http, sim).await["chargeback_on"]
+        .as_str()
+        .unwrap()
+        .parse::<ChargebackOn>()
+        .unwrap();
     for client in sim.handle().client_ids() {
         let txs = all_rows(
             http,
@@ -504,7 +557,8 @@ async fn check_settlements(http: &reqwest::Client, sim: &SimServer) -> usize {
         .await;
         checked += txs.len();
         // What SQL over the synced rows would compute (the settlement_reconciliation view):
-        // approved and declined by settlement date, a chargeback by its decline date.
+        // approved and declined by settlement date, a chargeback by its decline date; or, with
+        // the settlement_date model, a chargeback by its settlement date instead of approved.
         let mut expected: BTreeMap<NaiveDate, Totals> = BTreeMap::new();
         let mut add = |day: NaiveDate, slot: usize, row: &Value| {
             let t = expected.entry(day).or_default();
@@ -517,53 +571,21 @@ async fn check_settlements(http: &reqwest::Client, sim: &SimServer) -> usize {
             if status == "Chargeback" {
                 let charged = date_of(row, "decline_date").unwrap();
                 assert!(charged <= today && charged > settled);
-                add(charged, 2, row);
+                if model == ChargebackOn::DeclineDate {
+                    add(charged, 2, row);
+                }
             }
             if settled > today {
                 continue;
             }
             match status {
+                "Chargeback" if model == ChargebackOn::SettlementDate => add(settled, 2, row),
                 "Approved" | "Chargeback" => add(settled, 0, row),
                 "Declined" => add(settled, 1, row),
                 other => panic!("{other} transaction settled on {settled} <= {today}"),
             }
         }
-        let url = format!(
-            "{}/v2/clients/{client}/settlements/show_by_settlement_date",
-            sim.base_url()
-        );
-        let answer: Vec<Value> = http
-            .post(&url)
-            .header("Authorization", auth(sim))
-            .json(&serde_json::json!({"start_date": "2025-01-01", "end_date": "2027-12-31"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let mut served: BTreeMap<NaiveDate, Totals> = BTreeMap::new();
-        for s in &answer {
-            let n = |k: &str| s[k].as_i64().unwrap();
-            let c = |k: &str| cents(s[k].as_str().unwrap());
-            assert_eq!(n("number_payout"), n("number_approved"));
-            assert_eq!(c("total_payout"), 226 * n("number_approved"));
-            served.insert(
-                date_of(s, "settlement_date").unwrap(),
-                Totals {
-                    number: [
-                        n("number_approved"),
-                        n("number_declined"),
-                        n("number_chargeback"),
-                    ],
-                    cents: [
-                        c("total_approved"),
-                        c("total_declined"),
-                        c("total_chargeback"),
-                    ],
-                },
-            );
-        }
+        let served = settlements_of(http, sim, client).await;
         assert!(!served.is_empty());
         assert_eq!(served, expected, "client {client} on {today}");
 
@@ -647,6 +669,99 @@ async fn settlements_add_up_to_their_transactions() {
         let delta = if *day == target { 250 } else { 0 };
         assert_eq!(after[day], total + delta, "{day}");
     }
+}
+
+#[tokio::test]
+async fn settlements_add_up_under_the_settlement_date_model() {
+    let sim = start(SimConfig {
+        chargeback_on: ChargebackOn::SettlementDate,
+        ..config(3000)
+    })
+    .await;
+    // The same data under the default model, for comparison.
+    let by_decline_date = start(config(3000)).await;
+    let http = reqwest::Client::new();
+    assert_eq!(
+        admin_state(&http, &sim).await["chargeback_on"],
+        "settlement_date"
+    );
+    assert_eq!(
+        admin_state(&http, &by_decline_date).await["chargeback_on"],
+        "decline_date"
+    );
+    let mut first: BTreeMap<i64, [BTreeMap<NaiveDate, Totals>; 2]> = BTreeMap::new();
+    let mut past_changed = 0;
+    for step in 0..2 {
+        if step == 1 {
+            sim.advance(45);
+            by_decline_date.advance(45);
+        }
+        check_settlements(&http, &sim).await;
+        let mut chargebacks = 0;
+        for client in sim.handle().client_ids() {
+            let by_settlement = settlements_of(&http, &sim, client).await;
+            let by_decline = settlements_of(&http, &by_decline_date, client).await;
+            // The same money moved: what the default model counts as approved on a date is
+            // approved or charged back there in this one; declines are the same.
+            let dates: HashSet<&NaiveDate> =
+                by_settlement.keys().chain(by_decline.keys()).collect();
+            for date in dates {
+                let a = by_settlement.get(date).cloned().unwrap_or_default();
+                let b = by_decline.get(date).cloned().unwrap_or_default();
+                assert_eq!(b.number[0], a.number[0] + a.number[2], "{date}");
+                assert_eq!(b.cents[0], a.cents[0] + a.cents[2], "{date}");
+                assert_eq!(
+                    (a.number[1], a.cents[1]),
+                    (b.number[1], b.cents[1]),
+                    "{date}"
+                );
+            }
+            // Every chargeback so far counts once in each model.
+            let total = |m: &BTreeMap<NaiveDate, Totals>| {
+                m.values()
+                    .fold((0, 0), |(n, c), t| (n + t.number[2], c + t.cents[2]))
+            };
+            assert_eq!(total(&by_settlement), total(&by_decline));
+            chargebacks += total(&by_settlement).0;
+            if step == 0 {
+                first.insert(client, [by_settlement, by_decline]);
+                continue;
+            }
+            // Later, the default model's past settlements are as they were; this model's change
+            // where a transaction settled then was charged back since.
+            let [then_settlement, then_decline] = &first[&client];
+            for (date, totals) in then_decline {
+                assert_eq!(by_decline.get(date), Some(totals), "{date}");
+            }
+            for (date, totals) in then_settlement {
+                let now = by_settlement.get(date).unwrap();
+                if now != totals {
+                    assert!(now.number[2] > totals.number[2], "{date}");
+                    assert_eq!(
+                        now.number[0] + now.number[2],
+                        totals.number[0] + totals.number[2]
+                    );
+                    past_changed += 1;
+                }
+            }
+        }
+        assert!(chargebacks > 0);
+    }
+    assert!(
+        past_changed > 0,
+        "a chargeback of the last 45 days moved a past settlement"
+    );
+
+    // Still true after reversals and resubmissions.
+    let charged = sim.transaction_ids_with_status("Chargeback");
+    for &id in &charged[..2] {
+        sim.reverse(id).unwrap();
+    }
+    let declined = sim.transaction_ids_with_status("Declined");
+    sim.resubmit(declined[0], None).unwrap();
+    check_settlements(&http, &sim).await;
+    sim.advance(10);
+    check_settlements(&http, &sim).await;
 }
 
 #[tokio::test]
@@ -829,9 +944,12 @@ async fn answers_digest(sim: &SimServer) -> u64 {
 /// With the lag rate at 0, whatever the lag days, the answers are byte for byte those of the
 /// simulator before lags, reversals and resubmissions existed: the digest was taken from that
 /// build (commit 7e0629d). A lag set and then cleared leaves no trace either.
+/// The digest of [`answers_digest`] before lags, reversals, resubmissions and removals existed
+/// (commit 7e0629d).
+const BEFORE_SCENARIOS: u64 = 0xf048_8c92_9cc4_34b5;
+
 #[tokio::test]
 async fn a_zero_lag_rate_changes_no_byte() {
-    const BEFORE_SCENARIOS: u64 = 0xf048_8c92_9cc4_34b5;
     let plain = start(config(2500)).await;
     assert_eq!(answers_digest(&plain).await, BEFORE_SCENARIOS);
     let other_days = start(SimConfig {
@@ -845,6 +963,40 @@ async fn a_zero_lag_rate_changes_no_byte() {
     cleared.lag(id, SimReport::DeclineReport, 3).unwrap();
     cleared.lag(id, SimReport::DeclineReport, 0).unwrap();
     assert_eq!(answers_digest(&cleared).await, BEFORE_SCENARIOS);
+}
+
+/// With the removal rate at 0 and chargebacks on their decline date (the defaults, spelled
+/// out), the answers are byte for byte those of the simulator before removals existed, and a
+/// row removed and restored on the same day leaves no trace. A removal rate gives answers of
+/// its own, the same for the same seed; their digest was taken from the build that introduced
+/// removals, so that a change of which rows the rate removes, or when, shows.
+#[tokio::test]
+async fn a_zero_removal_rate_changes_no_byte() {
+    const WITH_REMOVALS: u64 = 0xbb07_6113_0563_3ffd;
+    let spelled_out = start(SimConfig {
+        removal_rate: 0.0,
+        chargeback_on: ChargebackOn::DeclineDate,
+        ..config(2500)
+    })
+    .await;
+    assert_eq!(answers_digest(&spelled_out).await, BEFORE_SCENARIOS);
+    let undone = start(config(2500)).await;
+    for status in ["Future", "Approved", "Chargeback"] {
+        let id = undone.transaction_ids_with_status(status)[0];
+        undone.remove(id).unwrap();
+        undone.restore(id).unwrap();
+    }
+    assert_eq!(answers_digest(&undone).await, BEFORE_SCENARIOS);
+
+    let removing = SimConfig {
+        removal_rate: 0.2,
+        ..config(2500)
+    };
+    let a = answers_digest(&start(removing.clone()).await).await;
+    let b = answers_digest(&start(removing).await).await;
+    assert_eq!(a, b);
+    assert_ne!(a, BEFORE_SCENARIOS);
+    assert_eq!(a, WITH_REMOVALS, "{a:#x}");
 }
 
 /// One admin POST with query parameters: the status and the JSON answer.
@@ -1432,6 +1584,356 @@ async fn a_lagging_view_from_before_a_change_shows_the_old_state() {
     assert_eq!(moved["updated_at"], resubmitted_now["updated_at"]);
     let new_window = all_rows(&http, &sim, path, &wide(new_date, new_date)).await;
     assert!(ids(&new_window).contains(&did));
+}
+
+/// Whether row `id` is in any flavor of the transaction report (v2, every client's, v1, and
+/// v2 filtered by its `status`), or in the decline report of `client`.
+async fn in_any_report(
+    http: &reqwest::Client,
+    sim: &SimServer,
+    id: i64,
+    client: i64,
+    status: &str,
+) -> bool {
+    let q = wide(d("2025-01-01"), d("2027-12-31"));
+    let mut paths = vec![
+        "/v2/transaction_report".to_owned(),
+        "/v1/transaction_report".to_owned(),
+    ];
+    paths.extend(
+        sim.handle()
+            .client_ids()
+            .iter()
+            .map(|c| format!("/v2/clients/{c}/transaction_report")),
+    );
+    let mut found = false;
+    for path in &paths {
+        found |= row_in(http, sim, path, &q, id).await.is_some();
+    }
+    if status != "Future" {
+        let mut filtered = q.clone();
+        filtered.push(("status", status.to_owned()));
+        found |= row_in(http, sim, "/v2/transaction_report", &filtered, id)
+            .await
+            .is_some();
+    }
+    found || ids(&declines_of(http, sim, client).await).contains(&id)
+}
+
+#[tokio::test]
+async fn a_removed_row_is_in_no_report_until_restored() {
+    let sim = start(config(5000)).await;
+    // The same simulator without removals, moved along with it.
+    let truth = start(config(5000)).await;
+    let http = reqwest::Client::new();
+    let today = sim.today();
+    let days = |n: u64| today + chrono::Days::new(n);
+    let all = report_by_id(&http, &sim).await;
+    let pick =
+        |what: &str, ok: &dyn Fn(&Value) -> bool| all.values().find(|r| ok(r)).expect(what).clone();
+    let process = |r: &Value| date_of(r, "process_date").unwrap();
+    // A Future row far ahead (still Future when restored), a Future row due in a few days
+    // (never restored: it would have settled by the end), and a chargeback of before today (an
+    // anomaly: Rotessa removes future transactions, but the product must cope).
+    let far = pick("a far Future row", &|r| {
+        r["status"] == "Future" && process(r) >= days(14)
+    });
+    let due = pick("a Future row due soon", &|r| {
+        r["status"] == "Future" && process(r) >= days(2) && process(r) <= days(6)
+    });
+    let charged = pick("an older chargeback", &|r| {
+        r["status"] == "Chargeback" && date_of(r, "decline_date").unwrap() < today
+    });
+    let id_of = |r: &Value| r["id"].as_i64().unwrap();
+    let client_of = |r: &Value| r["client_id"].as_i64().unwrap();
+    let (far_id, due_id, charged_id) = (id_of(&far), id_of(&due), id_of(&charged));
+    let mut settled_before = BTreeMap::new();
+    for client in sim.handle().client_ids() {
+        settled_before.insert(client, settlements_of(&http, &sim, client).await);
+    }
+
+    // Through the endpoint and through the handle: the row as it was last reported.
+    for row in [&far, &charged] {
+        let (status, answer) = admin(
+            &http,
+            &sim,
+            "remove",
+            &[("transaction", id_of(row).to_string())],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["status"], row["status"]);
+        assert_eq!(answer["updated_at"], row["updated_at"]);
+        assert_eq!(answer["removed_on"], today.to_string());
+    }
+    let removed = sim.remove(due_id).unwrap();
+    assert_eq!(
+        (removed.status, removed.removed_on),
+        ("Future", Some(today))
+    );
+
+    // In no report, in no flavor, from today.
+    for row in [&far, &due, &charged] {
+        let status = str_of(row, "status").unwrap();
+        assert!(
+            !in_any_report(&http, &sim, id_of(row), client_of(row), status).await,
+            "{row}"
+        );
+    }
+    assert!(in_any_report(&http, &truth, charged_id, client_of(&charged), "Chargeback").await);
+    assert_eq!(report_by_id(&http, &sim).await.len(), 4997);
+    // Settlements are unchanged: the chargeback settled and was charged back before today,
+    // the Future rows had not settled.
+    for (client, before) in &settled_before {
+        assert_eq!(&settlements_of(&http, &sim, *client).await, before);
+        assert_eq!(&settlements_of(&http, &truth, *client).await, before);
+    }
+    let state = admin_state(&http, &sim).await;
+    assert_eq!(
+        state["removed"],
+        serde_json::json!({"on_demand": 3, "by_rate": 0})
+    );
+    assert_eq!(state["restored"], 0);
+    let statuses = state["statuses"].as_object().unwrap();
+    assert_eq!(
+        statuses.values().map(|n| n.as_u64().unwrap()).sum::<u64>(),
+        4997
+    );
+    let truth_statuses = admin_state(&http, &truth).await["statuses"].clone();
+    assert_eq!(
+        statuses["Chargeback"].as_u64().unwrap() + 1,
+        truth_statuses["Chargeback"]
+    );
+    let mut gone = vec![far_id, due_id, charged_id];
+    gone.sort_unstable();
+    assert_eq!(sim.transaction_ids_with_status("Removed"), gone);
+    let listed: Value = http
+        .get(format!(
+            "{}/_sim/transactions?status=removed",
+            sim.base_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (listed["status"].clone(), listed["ids"].clone()),
+        ("Removed".into(), serde_json::json!(gone))
+    );
+    assert!(!sim.transaction_ids_with_status("Future").contains(&far_id));
+
+    // Refused: a second removal, a restore of a row that is reported, a reversal of a removed
+    // chargeback; an unknown id; no id.
+    let approved = sim.transaction_ids_with_status("Approved")[0].to_string();
+    let refused = [
+        ("remove", Some(far_id.to_string()), "invalid_transition"),
+        ("restore", Some(approved), "invalid_transition"),
+        (
+            "reverse",
+            Some(charged_id.to_string()),
+            "invalid_transition",
+        ),
+        ("remove", Some("12".to_owned()), "not_found"),
+        ("restore", None, "missing_parameter"),
+    ];
+    for (path, id, code) in refused {
+        let query: Vec<(&str, String)> = id.into_iter().map(|id| ("transaction", id)).collect();
+        let (status, answer) = admin(&http, &sim, path, &query).await;
+        let expected = match code {
+            "not_found" => StatusCode::NOT_FOUND,
+            "missing_parameter" => StatusCode::BAD_REQUEST,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        assert_eq!(status, expected, "{path} {query:?}: {answer}");
+        let (got, message) = error_of(&answer);
+        assert_eq!(got, code, "{path}: {message}");
+    }
+    assert!(sim.remove(far_id).is_err() && sim.reverse(charged_id).is_err());
+
+    // A lagging view from before the removal still shows the row, in either report.
+    let charged_client = client_of(&charged);
+    sim.lag(charged_id, SimReport::TransactionReport, 1)
+        .unwrap();
+    assert_eq!(row_of(&http, &sim, charged_id).await, charged);
+    sim.lag(charged_id, SimReport::DeclineReport, 1).unwrap();
+    let lagged = declines_of(&http, &sim, charged_client).await;
+    let shown = lagged.iter().find(|r| r["id"] == charged_id).unwrap();
+    assert_eq!(shown["updated_at"], charged["updated_at"]);
+    // A day later that view reaches the removal day.
+    sim.advance(1);
+    truth.advance(1);
+    assert!(!in_any_report(&http, &sim, charged_id, charged_client, "Chargeback").await);
+    sim.lag(charged_id, SimReport::TransactionReport, 0)
+        .unwrap();
+    sim.lag(charged_id, SimReport::DeclineReport, 0).unwrap();
+
+    // Restored the next day: reported again exactly as without the removal.
+    sim.advance(1);
+    truth.advance(1);
+    for id in [far_id, charged_id] {
+        let (status, answer) =
+            admin(&http, &sim, "restore", &[("transaction", id.to_string())]).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert!(answer["removed_on"].is_null());
+        let row = row_of(&http, &sim, id).await;
+        assert_eq!(row, row_of(&http, &truth, id).await);
+        assert_eq!(answer["status"], row["status"]);
+        assert_eq!(answer["updated_at"], row["updated_at"]);
+    }
+    assert_eq!(
+        declines_of(&http, &sim, charged_client).await,
+        declines_of(&http, &truth, charged_client).await
+    );
+    let state = admin_state(&http, &sim).await;
+    assert_eq!(state["removed"]["on_demand"], 1);
+    assert_eq!(state["restored"], 2);
+    // Any status can be removed; removed and restored the same day, nothing happened.
+    let approved = sim.transaction_ids_with_status("Approved")[0];
+    assert_eq!(sim.remove(approved).unwrap().status, "Approved");
+    sim.restore(approved).unwrap();
+    assert_eq!(
+        row_of(&http, &sim, approved).await,
+        row_of(&http, &truth, approved).await
+    );
+
+    // The Future row never resolves: past its settlement date it is still in no report and
+    // in no settlement, and the settlements add up to the rows reported.
+    sim.advance(14);
+    truth.advance(14);
+    let resolved = row_of(&http, &truth, due_id).await;
+    let settled = date_of(&resolved, "settlement_date").unwrap();
+    assert!(settled <= sim.today(), "{resolved}");
+    assert!(!in_any_report(&http, &sim, due_id, client_of(&due), "Approved").await);
+    check_settlements(&http, &sim).await;
+    let slot = match str_of(&resolved, "status").unwrap() {
+        "Approved" | "Chargeback" => 0,
+        "Declined" => 1,
+        other => panic!("{other}"),
+    };
+    for client in sim.handle().client_ids() {
+        let mut expected = settlements_of(&http, &truth, client).await;
+        if client == client_of(&due) {
+            let t = expected.get_mut(&settled).unwrap();
+            t.number[slot] -= 1;
+            t.cents[slot] -= cents(str_of(&due, "amount").unwrap());
+        }
+        let served = settlements_of(&http, &sim, client).await;
+        assert_eq!(
+            served,
+            expected
+                .into_iter()
+                .filter(|(_, t)| *t != Totals::default())
+                .collect()
+        );
+    }
+    assert_eq!(
+        row_of(&http, &sim, far_id).await,
+        row_of(&http, &truth, far_id).await
+    );
+}
+
+#[tokio::test]
+async fn a_share_of_future_rows_is_removed_deterministically() {
+    let http = reqwest::Client::new();
+    let base = SimConfig {
+        transactions: 3000,
+        history_days: 10,
+        future_days: 30,
+        ..config(0)
+    };
+    let removing = SimConfig {
+        removal_rate: 0.2,
+        ..base.clone()
+    };
+    let a = start(removing.clone()).await;
+    let b = start(removing).await;
+    let truth = start(base).await;
+    assert_eq!(admin_state(&http, &a).await["removal_rate"], 0.2);
+
+    // Each day, every reported row is the row without removals; a row that is gone stays
+    // gone, and it was Future, 3 to 20 days before its process date, when it went.
+    let mut gone: HashSet<i64> = HashSet::new();
+    let mut last_seen: HashMap<i64, Value> = HashMap::new();
+    let mut went = 0;
+    for day in 0..=35 {
+        if day > 0 {
+            for sim in [&a, &b, &truth] {
+                sim.advance(1);
+            }
+        }
+        let today = a.today();
+        let shown = report_by_id(&http, &a).await;
+        let all = report_by_id(&http, &truth).await;
+        assert_eq!(all.len(), 3000);
+        for (id, row) in &all {
+            match shown.get(id) {
+                Some(seen) => {
+                    assert_eq!(seen, row, "a reported row is untouched");
+                    assert!(!gone.contains(id), "{id} came back on {today}");
+                    last_seen.insert(*id, seen.clone());
+                }
+                None => {
+                    if gone.insert(*id)
+                        && let Some(before) = last_seen.get(id)
+                    {
+                        went += 1;
+                        assert_eq!(before["status"], "Future", "{before}");
+                        assert_eq!(row["status"], "Future", "still Future on {today}: {row}");
+                        let ahead = (date_of(row, "process_date").unwrap() - today).num_days();
+                        assert!((3..=20).contains(&ahead), "{ahead} days: {row}");
+                    }
+                }
+            }
+        }
+        let state = admin_state(&http, &a).await;
+        assert_eq!(state["removed"]["by_rate"], gone.len(), "{today}");
+        assert_eq!(state["removed"]["on_demand"], 0);
+        let statuses = state["statuses"].as_object().unwrap();
+        let reported: u64 = statuses.values().map(|n| n.as_u64().unwrap()).sum();
+        assert_eq!(reported as usize + gone.len(), 3000);
+        if day % 35 == 0 {
+            // Removed Future rows never count: the settlements add up to the reported rows,
+            // and the decline reports have exactly the reported failures.
+            check_settlements(&http, &a).await;
+        }
+    }
+    // Every process date is now past by far more than 20 days: every chosen row is gone. About
+    // 600 (3000 * 0.2), standard deviation about 22.
+    assert!((500..700).contains(&gone.len()), "{}", gone.len());
+    // Those with a removal day after the first day (about 46%) were seen leaving.
+    assert!(went > 200, "{went} seen leaving");
+    assert_eq!(
+        sim_removed(&a),
+        gone.iter().copied().collect::<BTreeSet<_>>()
+    );
+
+    // The same seed removes the same rows on the same days: the same bytes.
+    let q = wide(d("2025-01-01"), d("2027-12-31"));
+    for page in ["1", "2", "3"] {
+        let mut query = q.clone();
+        query.push(("page", page.into()));
+        let pa = get(&http, &a, "/v2/transaction_report", &query).await.1;
+        assert_eq!(pa, get(&http, &b, "/v2/transaction_report", &query).await.1);
+    }
+    for client in a.handle().client_ids() {
+        assert_eq!(
+            declines_of(&http, &a, client).await,
+            declines_of(&http, &b, client).await
+        );
+        assert_eq!(
+            settlements_of(&http, &a, client).await,
+            settlements_of(&http, &b, client).await
+        );
+    }
+}
+
+/// The rows removed today, through the handle.
+fn sim_removed(sim: &SimServer) -> BTreeSet<i64> {
+    sim.transaction_ids_with_status("Removed")
+        .into_iter()
+        .collect()
 }
 
 /// The test's settings, through the same loading and validation as a user's.

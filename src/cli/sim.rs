@@ -8,7 +8,9 @@ use chrono::{NaiveDate, Utc};
 use clap::Args;
 
 use super::Failure;
-use crate::sim::{DEFAULT_API_KEY, DEFAULT_LISTEN, SimConfig, SimServer, server::SimError};
+use crate::sim::{
+    ChargebackOn, DEFAULT_API_KEY, DEFAULT_LISTEN, SimConfig, SimServer, server::SimError,
+};
 
 /// Arguments of `sim` (defaults as in `SimConfig::default()`).
 #[derive(Debug, Args)]
@@ -60,6 +62,20 @@ pub struct SimArgs {
     /// How many days a lagging report is behind.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub report_lag_days: u32,
+    /// Share of transactions (0..=1) that Rotessa stops reporting while still Future, 3 to 20
+    /// days before their process date (a deleted or edited schedule removes its future
+    /// transactions).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub removal_rate: f64,
+    /// On which settlement a chargeback counts: decline_date (the day it happened) or
+    /// settlement_date (the charged-back transaction's own settlement date, instead of as
+    /// approved there).
+    #[arg(long, default_value = "decline_date", value_name = "MODEL", value_parser = chargeback_on)]
+    pub chargeback_on: ChargebackOn,
+}
+
+fn chargeback_on(text: &str) -> Result<ChargebackOn, String> {
+    text.parse()
 }
 
 impl SimArgs {
@@ -80,6 +96,8 @@ impl SimArgs {
             retry_after_secs: self.retry_after_secs,
             report_lag_rate: self.report_lag_rate,
             report_lag_days: self.report_lag_days,
+            removal_rate: self.removal_rate,
+            chargeback_on: self.chargeback_on,
         }
     }
 }
@@ -124,8 +142,19 @@ pub async fn run(args: SimArgs) -> Result<ExitCode, Failure> {
             config.report_lag_rate, config.report_lag_days
         );
     }
+    if config.removal_rate > 0.0 {
+        println!(
+            "  removal: {} of the rows stop being reported while Future (counts: GET {url}/_sim/state)",
+            config.removal_rate
+        );
+    }
+    let counted_on = match config.chargeback_on {
+        ChargebackOn::DeclineDate => "decline date",
+        ChargebackOn::SettlementDate => "own settlement date",
+    };
+    println!("  settlements: a chargeback counts on its {counted_on} (--chargeback-on)");
     println!(
-        "  reports that disagree: POST {url}/_sim/lag, /_sim/reverse, /_sim/resubmit (docs/simulator.md)"
+        "  reports that disagree: POST {url}/_sim/lag, /_sim/reverse, /_sim/resubmit, /_sim/remove, /_sim/restore (docs/simulator.md)"
     );
     println!();
     println!("Try:");

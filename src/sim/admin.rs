@@ -1,8 +1,8 @@
 //! The admin routes under `/_sim/` (no auth, never faulted): move the clock, read the state,
 //! switch faults, skew a settlement so tests and demos can produce a reconciliation mismatch,
 //! and make the two reports disagree on purpose (lag one report for a row, reverse a chargeback,
-//! resubmit a decline; see [`super::scenarios`]). Parameters come from the query string or a
-//! JSON body; answers are JSON.
+//! resubmit a decline, stop reporting a row and report it again; see [`super::scenarios`]).
+//! Parameters come from the query string or a JSON body; answers are JSON.
 
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use serde_json::json;
 use super::calendar::{date_of, day_of};
 use super::lifecycle::SimStatus;
 use super::params::{ApiError, Params};
-use super::reports::{ids_with_status, status_counts};
+use super::reports::{ids_with_status, removed_ids, status_counts};
 use super::routes::{error_response, json_response};
 use super::scenarios::{ScenarioError, SimReport, SimRow};
 use super::server::Shared;
@@ -32,11 +32,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/lag", post(lag))
         .route("/reverse", post(reverse))
         .route("/resubmit", post(resubmit))
+        .route("/remove", post(remove))
+        .route("/restore", post(restore))
         .route("/transactions", get(transactions))
         .fallback(|| async {
             error_response(&ApiError::not_found(
                 "Admin routes: POST /_sim/advance, GET /_sim/state, POST /_sim/faults, \
-                 POST /_sim/settlement_adjust, POST /_sim/lag, POST /_sim/reverse, POST /_sim/resubmit, GET /_sim/transactions",
+                 POST /_sim/settlement_adjust, POST /_sim/lag, POST /_sim/reverse, POST /_sim/resubmit, \
+                 POST /_sim/remove, POST /_sim/restore, GET /_sim/transactions",
             ))
         })
         .with_state(shared)
@@ -90,8 +93,9 @@ async fn advance(
     }))
 }
 
-/// `GET /_sim/state`: today, sizes, statuses today (the true view), requests served, faults
-/// injected, and the lagging rows and on-demand changes in force.
+/// `GET /_sim/state`: today, sizes, statuses today (the true view, removed rows apart),
+/// requests served, faults injected, the settlement model, and the lagging rows, removed rows
+/// and on-demand changes in force.
 async fn state(State(shared): State<Arc<Shared>>) -> Response {
     let today = shared.today_day();
     let data = &shared.data;
@@ -100,7 +104,7 @@ async fn state(State(shared): State<Arc<Shared>>) -> Response {
         .into_iter()
         .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
         .collect();
-    let counts = scen.counts(data.txs.len());
+    let counts = scen.counts(data, today);
     let lagging: serde_json::Map<String, serde_json::Value> = SimReport::ALL
         .into_iter()
         .zip(counts.lagging_rows)
@@ -126,6 +130,13 @@ async fn state(State(shared): State<Arc<Shared>>) -> Response {
         "lag_settings": counts.lag_settings,
         "reversed": counts.reversed,
         "resubmitted": counts.resubmitted,
+        "removal_rate": scen.removal_rate(),
+        "removed": {
+            "on_demand": counts.removed_on_demand,
+            "by_rate": counts.removed_by_rate,
+        },
+        "restored": counts.restored,
+        "chargeback_on": shared.config.chargeback_on.as_str(),
         "scenario_version": scen.version(),
     }))
 }
@@ -198,6 +209,7 @@ fn row_json(row: &SimRow) -> serde_json::Value {
         "decline_date": row.decline_date.map(|d| d.to_string()),
         "earliest_approval_date": row.earliest_approval_date.map(|d| d.to_string()),
         "updated_at": row.updated_at,
+        "removed_on": row.removed_on.map(|d| d.to_string()),
     })
 }
 
@@ -273,9 +285,41 @@ async fn resubmit(
     }))
 }
 
+/// `POST /_sim/remove?transaction=ID`: Rotessa stops reporting the row as of today.
+async fn remove(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    answer(Params::parse(query.as_deref(), &body).and_then(|p| {
+        let id: i64 = number(&p, "transaction", None)?;
+        let row = shared.remove(id).map_err(scenario_error)?;
+        tracing::info!(transaction = id, status = row.status, "transaction removed");
+        Ok(row_json(&row))
+    }))
+}
+
+/// `POST /_sim/restore?transaction=ID`: a removed row is reported again as of today.
+async fn restore(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    answer(Params::parse(query.as_deref(), &body).and_then(|p| {
+        let id: i64 = number(&p, "transaction", None)?;
+        let row = shared.restore(id).map_err(scenario_error)?;
+        tracing::info!(
+            transaction = id,
+            status = row.status,
+            "transaction restored"
+        );
+        Ok(row_json(&row))
+    }))
+}
+
 /// `GET /_sim/transactions?status=Chargeback[&limit=N]` (limit default 100): the ids of the
-/// transactions with that status today in the true view, so that curl users can pick rows to
-/// lag, reverse or resubmit.
+/// transactions with that status today in the true view (`Removed`: the rows no report shows
+/// today), so that curl users can pick rows to lag, reverse, resubmit, remove or restore.
 async fn transactions(
     State(shared): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
@@ -285,24 +329,30 @@ async fn transactions(
         let text = p.get("status").ok_or_else(|| {
             ApiError::bad_request(
                 "missing_parameter",
-                "status is required: Future, Pending, Approved, Declined or Chargeback",
+                "status is required: Future, Pending, Approved, Declined, Chargeback or Removed",
             )
         })?;
-        let status = SimStatus::ALL
-            .into_iter()
-            .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
-            .ok_or_else(|| {
-                ApiError::unprocessable(
-                    "invalid_status",
-                    format!(
-                        "status {text:?} must be one of Future, Pending, Approved, Declined, Chargeback"
-                    ),
-                )
-            })?;
         let limit: usize = number(&p, "limit", Some(100))?;
-        let ids = ids_with_status(&shared.data, &shared.scenarios(), status, shared.today_day());
+        let (data, scen, today) = (&shared.data, shared.scenarios(), shared.today_day());
+        let (name, ids) = if text.trim().eq_ignore_ascii_case("removed") {
+            ("Removed", removed_ids(data, &scen, today))
+        } else {
+            let status = SimStatus::ALL
+                .into_iter()
+                .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "invalid_status",
+                        format!(
+                            "status {text:?} must be one of Future, Pending, Approved, Declined, \
+                             Chargeback, Removed"
+                        ),
+                    )
+                })?;
+            (status.as_str(), ids_with_status(data, &scen, status, today))
+        };
         Ok(json!({
-            "status": status.as_str(),
+            "status": name,
             "count": ids.len(),
             "ids": &ids[..ids.len().min(limit)],
         }))

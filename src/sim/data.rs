@@ -76,6 +76,9 @@ pub mod salt {
     pub const FAULTS: u64 = 0x6661_756c;
     /// Which rows lag in which report (`--report-lag-rate`): a hash, never a generator draw.
     pub const REPORT_LAG: u64 = 0x6c61_6767;
+    /// Which rows Rotessa stops reporting, and when (`--removal-rate`): a hash, never a
+    /// generator draw.
+    pub const REMOVAL: u64 = 0x7265_6d76;
 }
 
 /// One financial transaction, compactly. Everything else about it is derived.

@@ -10,9 +10,10 @@
 //!
 //! Files: [`rng`] (the PRNG), [`calendar`] (business days), [`data`] (generation),
 //! [`lifecycle`] (status as a function of the simulated today), [`reports`] (which rows a query
-//! returns), [`scenarios`] (lagging reports, reversed chargebacks and resubmitted declines, on
-//! top of the lifecycle), [`encode`] (hand-written JSON), [`params`] (request parameters),
-//! [`routes`] (the API), [`faults`], [`admin`] (`/_sim/*`) and [`server`] ([`SimServer`]).
+//! returns), [`scenarios`] (lagging reports, reversed chargebacks, resubmitted declines and
+//! rows Rotessa stops reporting, on top of the lifecycle), [`encode`] (hand-written JSON),
+//! [`params`] (request parameters), [`routes`] (the API), [`faults`], [`admin`] (`/_sim/*`) and
+//! [`server`] ([`SimServer`]).
 
 // Every public item says why it exists.
 #![warn(missing_docs)]
@@ -80,6 +81,53 @@ pub struct SimConfig {
     pub report_lag_rate: f64,
     /// How many days a lagging report is behind (see `report_lag_rate`).
     pub report_lag_days: u32,
+    /// Share of transactions, 0..=1, that Rotessa stops reporting while they are still
+    /// `Future` (a deleted or edited schedule removes its future transactions), each on a day 3
+    /// to 20 days before its process date. Chosen by a hash of the seed and the row, so the
+    /// data and the other answers stay the same; 0 changes nothing.
+    pub removal_rate: f64,
+    /// On which settlement date a chargeback counts (Rotessa does not document it).
+    pub chargeback_on: ChargebackOn,
+}
+
+/// On which settlement date a chargeback counts, a setting because Rotessa does not document
+/// it; the product's reconciliation can be tested against either model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ChargebackOn {
+    /// On the day it happened (its `decline_date`); the charged-back transaction still counts
+    /// as approved on its own settlement date, where the money moved first.
+    #[default]
+    DeclineDate,
+    /// On the charged-back transaction's own `settlement_date`, instead of as approved there;
+    /// nothing counts on the chargeback day. A past settlement changes when a chargeback
+    /// happens later.
+    SettlementDate,
+}
+
+impl ChargebackOn {
+    /// Both models, the default first.
+    pub const ALL: [ChargebackOn; 2] = [Self::DeclineDate, Self::SettlementDate];
+
+    /// The spelling of `--chargeback-on` and `/_sim/state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeclineDate => "decline_date",
+            Self::SettlementDate => "settlement_date",
+        }
+    }
+}
+
+impl std::str::FromStr for ChargebackOn {
+    type Err = String;
+
+    /// Reads [`ChargebackOn::as_str`]'s spelling (case-insensitive, `-` for `_` accepted).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim().replace('-', "_");
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(&text))
+            .ok_or_else(|| format!("{text:?} must be decline_date or settlement_date"))
+    }
 }
 
 impl Default for SimConfig {
@@ -99,6 +147,8 @@ impl Default for SimConfig {
             retry_after_secs: 1,
             report_lag_rate: 0.0,
             report_lag_days: 2,
+            removal_rate: 0.0,
+            chargeback_on: ChargebackOn::DeclineDate,
         }
     }
 }
@@ -123,6 +173,7 @@ impl SimConfig {
             ("--fault-rate", self.fault_rate),
             ("--quirk-rate", self.quirk_rate),
             ("--report-lag-rate", self.report_lag_rate),
+            ("--removal-rate", self.removal_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 problems.push(format!("{name} {rate} must be between 0 and 1"));

@@ -5,16 +5,18 @@
 //! Each report uses its own view of a row ([`Scenarios::observe`] with its [`SimReport`]), so
 //! a lagging row is filtered and placed as the lagging report shows it; settlements and status
 //! counts use the true view. Resubmitted rows ([`Scenarios::moved`]) are left out of walks by
-//! the generated process date and added back by the process date their view shows.
+//! the generated process date and added back by the process date their view shows. Removed
+//! rows ([`Scenarios::removed_since`]) are left out of every report and of the status counts;
+//! settlements count them as they were the day before their removal ([`Scenarios::settling`]).
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 
-use super::PAGE_SIZE;
 use super::calendar::Day;
 use super::data::{SimData, Tx};
 use super::lifecycle::SimStatus;
 use super::scenarios::{Scenarios, SimReport};
+use super::{ChargebackOn, PAGE_SIZE};
 
 /// Per approved transaction, the platform's fee in a settlement's `total_payout`, in cents. The
 /// documentation's example settlements (2 approved: 4.52; 1 approved: 2.26) fit 2.26 each.
@@ -60,7 +62,8 @@ pub fn with_status(
 /// The rows of the transaction report (of one client, or all) whose process date, as that
 /// report shows it, is in `[start, end]`, in id order: the generated process-date range
 /// without the resubmitted rows, plus the resubmitted rows whose shown process date falls in
-/// it. Only needed when [`Scenarios::moved`] is not empty; otherwise the range itself is it.
+/// it, without the rows removed in that report's view. Only needed when [`Scenarios::moved`]
+/// is not empty or rows are removed ([`Scenarios::removes`]); otherwise the range itself is it.
 pub fn report_members(
     data: &SimData,
     scenarios: &Scenarios,
@@ -71,7 +74,10 @@ pub fn report_members(
 ) -> Vec<u32> {
     let range = process_range(&data.txs, start, end);
     let moved = scenarios.moved();
-    let stays = |i: &u32| moved.binary_search(i).is_err();
+    let view = Some(SimReport::TransactionReport);
+    let reported = |i: usize| scenarios.is_reported(data, i, today, view);
+    let stays =
+        |i: &u32| (moved.is_empty() || moved.binary_search(i).is_err()) && reported(*i as usize);
     let mut rows: Vec<u32> = match client {
         None => range.map(|i| i as u32).filter(stays).collect(),
         Some(c) => data
@@ -85,9 +91,11 @@ pub fn report_members(
         .copied()
         .filter(|&i| {
             let tx = &data.txs[i as usize];
-            let view = Some(SimReport::TransactionReport);
             let day = scenarios.observe(data, i as usize, today, view).process_day;
-            client.is_none_or(|c| usize::from(tx.client) == c) && day >= start && day <= end
+            client.is_none_or(|c| usize::from(tx.client) == c)
+                && day >= start
+                && day <= end
+                && reported(i as usize)
         })
         .collect();
     if joining.len() <= 64 {
@@ -104,8 +112,8 @@ pub fn report_members(
 }
 
 /// The decline report of a client: its transactions that are `Declined` or `Chargeback` on
-/// `today` as the decline report shows them (a lagging row as it was then), with a decline
-/// date in `[start, end]` and not after `today`, in id order.
+/// `today` as the decline report shows them (a lagging row as it was then; a removed row not
+/// at all), with a decline date in `[start, end]` and not after `today`, in id order.
 pub fn declines(
     data: &SimData,
     scenarios: &Scenarios,
@@ -127,13 +135,15 @@ pub fn declines(
                     let seen = scenarios.observe(data, i as usize, today, view);
                     matches!(seen.status, SimStatus::Declined | SimStatus::Chargeback)
                         && seen.decline_day.is_some_and(|d| d >= start && d <= end)
+                        && scenarios.is_reported(data, i as usize, today, view)
                 })
                 .collect()
         })
         .unwrap_or_default()
 }
 
-/// The ids of the transactions whose status today, in the true view, is `status`.
+/// The ids of the transactions whose status today, in the true view, is `status` (removed
+/// rows have none).
 pub fn ids_with_status(
     data: &SimData,
     scenarios: &Scenarios,
@@ -141,7 +151,21 @@ pub fn ids_with_status(
     today: Day,
 ) -> Vec<i64> {
     (0..data.txs.len())
-        .filter(|&i| scenarios.observe(data, i, today, None).status == status)
+        .filter(|&i| {
+            scenarios.observe(data, i, today, None).status == status
+                && scenarios.is_reported(data, i, today, None)
+        })
+        .map(|i| data.tx_id(i))
+        .collect()
+}
+
+/// The ids of the transactions removed today (no report shows them), to pick rows to restore.
+pub fn removed_ids(data: &SimData, scenarios: &Scenarios, today: Day) -> Vec<i64> {
+    if !scenarios.removes() {
+        return Vec::new();
+    }
+    (0..data.txs.len())
+        .filter(|&i| !scenarios.is_reported(data, i, today, None))
         .map(|i| data.tx_id(i))
         .collect()
 }
@@ -151,11 +175,13 @@ pub fn ids_with_status(
 pub struct Settlement {
     /// The settlement date.
     pub day: Day,
-    /// Transactions settled that day that were approved (a later chargeback does not undo it).
+    /// Transactions settled that day that were approved (with [`ChargebackOn::DeclineDate`], a
+    /// later chargeback does not undo it).
     pub number_approved: i64,
     /// Transactions due to settle that day that were declined.
     pub number_declined: i64,
-    /// Transactions charged back that day (by their decline date).
+    /// Transactions charged back that day (by their decline date), or, with
+    /// [`ChargebackOn::SettlementDate`], charged-back transactions whose settlement date it is.
     pub number_chargeback: i64,
     /// Transactions paid out (the approved ones).
     pub number_payout: i64,
@@ -169,25 +195,29 @@ pub struct Settlement {
     pub total_payout: i64,
 }
 
-/// The settlements of a client for settlement dates in `[start, end]`, never after `today`,
-/// one per date on which something moved, from the true view of the rows. A settlement records
-/// what happened on its day and does not change afterwards: approved and declined transactions
-/// count on their settlement date (an approved one still counts as approved there after a
-/// chargeback), a chargeback counts on the day it happened. Changes made on demand are the
-/// exception: a reversed chargeback no longer counts as one, and a resubmitted decline no
-/// longer counts on its old settlement date but as approved on its new one once resolved.
+/// The settlements of a client for settlement dates in `dates`, never after `today`,
+/// one per date on which something moved, from the true view of the rows. With
+/// [`ChargebackOn::DeclineDate`] a settlement records what happened on its day and does not
+/// change afterwards: approved and declined transactions count on their settlement date (an
+/// approved one still counts as approved there after a chargeback), a chargeback counts on the
+/// day it happened. With [`ChargebackOn::SettlementDate`] a charged-back transaction counts as
+/// a chargeback on its settlement date instead of as approved, so that settlement changes when
+/// the chargeback happens. Changes made on demand are the exception: a reversed chargeback no
+/// longer counts as one, a resubmitted decline no longer counts on its old settlement date but
+/// as approved on its new one once resolved, a removed row counts as it was the day before its
+/// removal and only on days before it, and a restored row counts as if never removed.
 /// `adjustments` (cents per client index and date, from `/_sim/settlement_adjust`) are added
 /// to `total_approved`.
 pub fn settlements(
     data: &SimData,
     scenarios: &Scenarios,
     client: usize,
-    start: Day,
-    end: Day,
+    dates: RangeInclusive<Day>,
     today: Day,
+    chargeback_on: ChargebackOn,
     adjustments: &HashMap<(usize, Day), i64>,
 ) -> Vec<Settlement> {
-    let end = end.min(today);
+    let (start, end) = (*dates.start(), (*dates.end()).min(today));
     if end < start {
         return Vec::new();
     }
@@ -209,8 +239,8 @@ pub fn settlements(
     let mut settled: BTreeMap<Day, Settlement> = BTreeMap::new();
     for i in walked.chain(moved_here) {
         let tx = &data.txs[i as usize];
-        let seen = scenarios.observe(data, i as usize, today, None);
-        if seen.settlement_day < start || seen.settlement_day > end {
+        let (seen, last) = scenarios.settling(data, i as usize, today);
+        if seen.settlement_day < start || seen.settlement_day > end.min(last) {
             continue;
         }
         let cents = i64::from(tx.amount_cents);
@@ -219,6 +249,10 @@ pub fn settlements(
             ..Settlement::default()
         });
         match seen.status {
+            SimStatus::Chargeback if chargeback_on == ChargebackOn::SettlementDate => {
+                s.number_chargeback += 1;
+                s.total_chargeback += cents;
+            }
             SimStatus::Approved | SimStatus::Chargeback => {
                 s.number_approved += 1;
                 s.total_approved += cents;
@@ -232,14 +266,20 @@ pub fn settlements(
             SimStatus::Future | SimStatus::Pending => {}
         }
     }
-    for &i in data
-        .failures_by_client
-        .get(client)
-        .map_or(&[][..], Vec::as_slice)
-    {
+    let by_decline_date = match chargeback_on {
+        ChargebackOn::DeclineDate => data
+            .failures_by_client
+            .get(client)
+            .map_or(&[][..], Vec::as_slice),
+        ChargebackOn::SettlementDate => &[][..],
+    };
+    for &i in by_decline_date {
         let tx = &data.txs[i as usize];
-        let seen = scenarios.observe(data, i as usize, today, None);
-        let Some(day) = seen.decline_day.filter(|d| *d >= start && *d <= end) else {
+        let (seen, last) = scenarios.settling(data, i as usize, today);
+        let Some(day) = seen
+            .decline_day
+            .filter(|d| *d >= start && *d <= end.min(last))
+        else {
             continue;
         };
         if seen.status == SimStatus::Chargeback {
@@ -262,10 +302,14 @@ pub fn settlements(
         .collect()
 }
 
-/// How many transactions have each status on `today`, in the true view (for `/_sim/state`).
+/// How many transactions have each status on `today`, in the true view (for `/_sim/state`);
+/// removed rows have none and are counted apart ([`Scenarios::counts`]).
 pub fn status_counts(data: &SimData, scenarios: &Scenarios, today: Day) -> [(SimStatus, u64); 5] {
     let mut counts = SimStatus::ALL.map(|s| (s, 0u64));
     for i in 0..data.txs.len() {
+        if !scenarios.is_reported(data, i, today, None) {
+            continue;
+        }
         let status = scenarios.observe(data, i, today, None).status;
         if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
             slot.1 += 1;

@@ -138,7 +138,8 @@ async fn client_report(
 }
 
 /// The transaction report: rows with a process date in `[start_date, end_date]`, optionally
-/// of one status, page `page` of 1000, each as this report's view shows it (lag, overrides).
+/// of one status, page `page` of 1000, each as this report's view shows it (lag, overrides,
+/// removed rows left out).
 fn transaction_report(
     shared: &Shared,
     client: Option<usize>,
@@ -158,9 +159,10 @@ fn transaction_report(
     let data = &shared.data;
     let scen = shared.scenarios();
     let scen = &*scen;
-    if !scen.moved().is_empty() {
-        // Resubmitted rows left their generated process date: the members are computed (once
-        // per day and scenario version) instead of being a slice of the id order.
+    if !scen.moved().is_empty() || scen.removes() {
+        // Resubmitted rows left their generated process date, removed rows are left out: the
+        // members are computed (once per day and scenario version) instead of being a slice of
+        // the id order.
         let rows = shared.cached((client, start, end, status, today, scen.version()), || {
             let members = reports::report_members(data, scen, client, start, end, today);
             match status {
@@ -275,8 +277,15 @@ async fn settlements(
             .map(|m| m.clone())
             .unwrap_or_default();
         let scen = shared.scenarios();
-        let rows =
-            reports::settlements(&shared.data, &scen, client, start, end, today, &adjustments);
+        let rows = reports::settlements(
+            &shared.data,
+            &scen,
+            client,
+            start..=end,
+            today,
+            shared.config.chargeback_on,
+            &adjustments,
+        );
         Ok(encode::settlements(&rows))
     }))
 }

@@ -1,7 +1,9 @@
 //! Situations in which Rotessa's two reports disagree, produced on demand so that tests and
 //! outbox consumers can reproduce them: reports that lag for a share of rows
 //! (`--report-lag-rate`, `--report-lag-days`), one row lagging in one report (`/_sim/lag`), a
-//! chargeback reversed (`/_sim/reverse`) and a decline resubmitted (`/_sim/resubmit`).
+//! chargeback reversed (`/_sim/reverse`), a decline resubmitted (`/_sim/resubmit`), and rows
+//! Rotessa stops reporting, for a share of rows (`--removal-rate`) or one row (`/_sim/remove`,
+//! `/_sim/restore`).
 //!
 //! [`Scenarios`] is an immutable snapshot: the server keeps it behind a lock as an `Arc`, takes
 //! it once per request, and replaces it (with a new [`Scenarios::version`]) on each change.
@@ -13,6 +15,13 @@
 //! [`super::SimHandle::transaction_ids_with_status`] ask for the true one (`None`). A lagging
 //! view shows a row as it was `lag` days earlier, overrides included only if they were made on
 //! or before that day.
+//!
+//! Removals: a removed row is absent from a view from the day of its removal until the day of
+//! its restore ([`Scenarios::removed_since`]); it is filtered out of the reports' members,
+//! never rewritten, so [`Scenarios::observe`] does not look at removals and a reported row is
+//! observed as before. The true view of a removed row (for settlements, [`Scenarios::settling`])
+//! is frozen as it was the day before its removal. Reports check for removals only when some
+//! exist ([`Scenarios::removes`]).
 
 use std::collections::HashMap;
 
@@ -22,7 +31,9 @@ use super::SimConfig;
 use super::calendar::{Day, add_business_days, date_of, is_business_day};
 use super::data::{SimData, Tx, salt};
 use super::encode::push_updated_at;
-use super::lifecycle::{Observed, SimStatus, observe, observe_resubmitted, observe_reversed};
+use super::lifecycle::{
+    Observed, SimStatus, observe, observe_resubmitted, observe_reversed, timeline,
+};
 use super::rng::hash2;
 
 /// The two reports that can disagree about a row, to say which one lags.
@@ -113,6 +124,12 @@ pub struct ScenarioCounts {
     pub reversed: usize,
     /// Declines resubmitted.
     pub resubmitted: usize,
+    /// Rows removed today through `/_sim/remove`.
+    pub removed_on_demand: u64,
+    /// Rows removed today by `--removal-rate` (its removal day is today or earlier).
+    pub removed_by_rate: u64,
+    /// Rows reported again today after a removal (`/_sim/restore`).
+    pub restored: u64,
 }
 
 /// One transaction as the true view shows it today: what `/_sim/reverse` and `/_sim/resubmit`
@@ -135,10 +152,14 @@ pub struct SimRow {
     pub earliest_approval_date: Option<NaiveDate>,
     /// `updated_at` exactly as the reports write it (`2026-11-23T17:12:09.000-05:00`).
     pub updated_at: Option<String>,
+    /// The day Rotessa stopped reporting it, while it is removed; the other fields are then the
+    /// row as it was last reported, the day before.
+    pub removed_on: Option<NaiveDate>,
 }
 
 impl SimRow {
-    /// Row `index` as `view` shows it on `today`.
+    /// Row `index` as `view` shows it on `today`; a row removed in that view as it was last
+    /// reported, with its removal day.
     pub fn of(
         data: &SimData,
         scenarios: &Scenarios,
@@ -146,7 +167,9 @@ impl SimRow {
         today: Day,
         view: Option<SimReport>,
     ) -> Self {
-        let seen = scenarios.observe(data, index, today, view);
+        let at = scenarios.view_day(index, today, view);
+        let removed = scenarios.removed_since(data, index, at);
+        let seen = scenarios.observe(data, index, removed.map_or(at, |day| day - 1), None);
         let updated_at = seen.last_change.map(|change| {
             let mut buf = Vec::with_capacity(32);
             push_updated_at(&mut buf, data, index, Some(change));
@@ -161,6 +184,7 @@ impl SimRow {
             decline_date: seen.decline_day.map(date_of),
             earliest_approval_date: seen.earliest_approval_day.map(date_of),
             updated_at,
+            removed_on: removed.map(date_of),
         }
     }
 }
@@ -179,14 +203,24 @@ pub struct Scenarios {
     overrides: HashMap<u32, Override>,
     /// The indices of resubmitted rows (their process date moved), ascending.
     moved: Vec<u32>,
+    removal_rate: f64,
+    /// A row is removed by the rate when its hash `>> 11` is below this.
+    removal_threshold: u64,
+    /// Per row index changed through `/_sim/remove` or `/_sim/restore`: the days it was removed
+    /// and restored, `[removed, restored)` ascending, `Day::MAX` while still removed. A row
+    /// here is out of the rate's hands (an empty list: never removed).
+    removals: HashMap<u32, Vec<(Day, Day)>>,
     /// No lag and no override: every view is [`observe`].
     plain: bool,
+    /// Some row may be removed: reports must filter their members.
+    removing: bool,
 }
 
 impl Scenarios {
-    /// The scenarios of a fresh simulator: the configured lag rate, no override.
+    /// The scenarios of a fresh simulator: the configured lag and removal rates, no override.
     pub fn new(config: &SimConfig) -> Self {
         let rate = config.report_lag_rate.clamp(0.0, 1.0);
+        let removal_rate = config.removal_rate.clamp(0.0, 1.0);
         let mut s = Self {
             version: 0,
             seed: config.seed,
@@ -196,7 +230,11 @@ impl Scenarios {
             lags: HashMap::new(),
             overrides: HashMap::new(),
             moved: Vec::new(),
+            removal_rate,
+            removal_threshold: (removal_rate * (1u64 << 53) as f64) as u64,
+            removals: HashMap::new(),
             plain: true,
+            removing: false,
         };
         s.refresh();
         s
@@ -206,6 +244,7 @@ impl Scenarios {
         self.plain = (self.lag_threshold == 0 || self.lag_days == 0)
             && self.lags.is_empty()
             && self.overrides.is_empty();
+        self.removing = self.removal_threshold > 0 || !self.removals.is_empty();
     }
 
     /// Grows with every change, so that caches keyed by it never serve a stale answer.
@@ -216,6 +255,17 @@ impl Scenarios {
     /// No lag and no override: every report shows the truth.
     pub fn is_plain(&self) -> bool {
         self.plain
+    }
+
+    /// Whether some row may be removed (by the rate or on demand): only then must a report
+    /// filter its members with [`Scenarios::removed_since`].
+    pub fn removes(&self) -> bool {
+        self.removing
+    }
+
+    /// The configured share of rows removed while `Future`.
+    pub fn removal_rate(&self) -> f64 {
+        self.removal_rate
     }
 
     /// The configured share of rows that lag in one of the reports.
@@ -283,7 +333,8 @@ impl Scenarios {
     }
 
     /// Row `index` as `view` shows it on `today`: the truth (`None`), or a report's view,
-    /// `lag_days` earlier for a lagging row. Overrides apply from their day on.
+    /// `lag_days` earlier for a lagging row. Overrides apply from their day on. Removals do not
+    /// change a row, only whether a view shows it ([`Scenarios::is_reported`]).
     #[inline]
     pub fn observe(
         &self,
@@ -296,11 +347,79 @@ impl Scenarios {
         if self.plain {
             return observe(tx, today);
         }
-        let at = match view {
-            Some(report) => today - self.lag_days(index, report).min(100_000) as Day,
-            None => today,
-        };
-        self.observe_at(tx, index, at)
+        self.observe_at(tx, index, self.view_day(index, today, view))
+    }
+
+    /// The day `view` shows row `index` as, on `today`: `today`, or `lag` days earlier.
+    pub fn view_day(&self, index: usize, today: Day, view: Option<SimReport>) -> Day {
+        match view {
+            Some(report) if !self.plain => today - self.lag_days(index, report).min(100_000) as Day,
+            _ => today,
+        }
+    }
+
+    /// The day on which the rate removes row `index`, if it does: a salted hash of the seed and
+    /// the index picks the row (its high bits, like the lag) and, from its low bits, a day 3 to
+    /// 20 days before the generated process date, moved earlier if needed so that the row is
+    /// still `Future` on it. No draw from the generator, so the data stays the same.
+    pub fn rate_removal(&self, data: &SimData, index: usize) -> Option<Day> {
+        if self.removal_threshold == 0 {
+            return None;
+        }
+        let h = hash2(self.seed ^ salt::REMOVAL, index as u64);
+        if (h >> 11) >= self.removal_threshold {
+            return None;
+        }
+        let tx = data.txs.get(index)?;
+        let before = 3 + (((h & 0x7ff) * 18) >> 11) as Day;
+        Some((tx.process_day - before).min(timeline(tx).pending_from - 1))
+    }
+
+    /// The day row `index` was removed, if it is removed on day `at` (no report shows it
+    /// then): by `/_sim/remove` and not yet restored on `at`, or by the rate on or before `at`
+    /// (unless the row was changed on demand).
+    #[inline]
+    pub fn removed_since(&self, data: &SimData, index: usize, at: Day) -> Option<Day> {
+        if !self.removing {
+            return None;
+        }
+        if !self.removals.is_empty()
+            && let Some(history) = u32::try_from(index)
+                .ok()
+                .and_then(|i| self.removals.get(&i))
+        {
+            return history
+                .iter()
+                .find(|(removed, restored)| *removed <= at && at < *restored)
+                .map(|(removed, _)| *removed);
+        }
+        self.rate_removal(data, index).filter(|day| *day <= at)
+    }
+
+    /// Whether `view` shows row `index` on `today` (it is not removed on the day the view shows).
+    #[inline]
+    pub fn is_reported(
+        &self,
+        data: &SimData,
+        index: usize,
+        today: Day,
+        view: Option<SimReport>,
+    ) -> bool {
+        !self.removing
+            || self
+                .removed_since(data, index, self.view_day(index, today, view))
+                .is_none()
+    }
+
+    /// What the settlements count for row `index` on `today`, and the last day they count it
+    /// on: the true view and `today`; for a removed row, the true view of the day before its
+    /// removal and that day (a removed row never moves again: it counts where it had settled or
+    /// been charged back before, and nowhere after).
+    pub fn settling(&self, data: &SimData, index: usize, today: Day) -> (Observed, Day) {
+        let last = self
+            .removed_since(data, index, today)
+            .map_or(today, |removed| removed - 1);
+        (self.observe(data, index, last, None), last)
     }
 
     fn observe_at(&self, tx: &Tx, index: usize, at: Day) -> Observed {
@@ -337,6 +456,7 @@ impl Scenarios {
         index: usize,
         today: Day,
     ) -> Result<(), ScenarioError> {
+        self.refuse_removed(data, index, today, "reversed")?;
         let seen = self.observe(data, index, today, None);
         if seen.status != SimStatus::Chargeback {
             return Err(ScenarioError::Invalid(format!(
@@ -361,6 +481,7 @@ impl Scenarios {
         today: Day,
         process_day: Option<Day>,
     ) -> Result<Day, ScenarioError> {
+        self.refuse_removed(data, index, today, "resubmitted")?;
         let seen = self.observe(data, index, today, None);
         if seen.status != SimStatus::Declined {
             return Err(ScenarioError::Invalid(format!(
@@ -390,6 +511,94 @@ impl Scenarios {
         Ok(process_day)
     }
 
+    fn refuse_removed(
+        &self,
+        data: &SimData,
+        index: usize,
+        today: Day,
+        what: &str,
+    ) -> Result<(), ScenarioError> {
+        match self.removed_since(data, index, today) {
+            None => Ok(()),
+            Some(day) => Err(ScenarioError::Invalid(format!(
+                "Transaction {} was removed on {}: no report shows it, so it cannot be {what} \
+                 (restore it first with POST /_sim/restore)",
+                data.tx_id(index),
+                date_of(day)
+            ))),
+        }
+    }
+
+    /// Removes row `index` as of `today`: from today no report shows it and it never moves
+    /// again (see [`Scenarios::settling`]). Refused when it is removed already.
+    pub fn remove(
+        &mut self,
+        data: &SimData,
+        index: usize,
+        today: Day,
+    ) -> Result<(), ScenarioError> {
+        if let Some(day) = self.removed_since(data, index, today) {
+            return Err(ScenarioError::Invalid(format!(
+                "Transaction {} was removed on {} already (restore it with POST /_sim/restore)",
+                data.tx_id(index),
+                date_of(day)
+            )));
+        }
+        let Ok(i) = u32::try_from(index) else {
+            return Ok(());
+        };
+        // Not removed today, so a removal by the rate, if any, is still to come: the row
+        // leaves the rate's hands.
+        let history = self.removals.entry(i).or_default();
+        match history.last_mut() {
+            // Restored today and removed again: one removal, as if never restored.
+            Some(last) if last.1 == today => last.1 = Day::MAX,
+            _ => history.push((today, Day::MAX)),
+        }
+        self.changed();
+        Ok(())
+    }
+
+    /// Restores the removed row `index` as of `today`: from today the reports show it again as
+    /// its lifecycle gives it, exactly as if it had never been removed. Refused unless it is
+    /// removed today. A removal and a restore on the same day leave no trace (except that a row
+    /// the rate would remove later is no longer removed by it).
+    pub fn restore(
+        &mut self,
+        data: &SimData,
+        index: usize,
+        today: Day,
+    ) -> Result<(), ScenarioError> {
+        let Some(removed) = self.removed_since(data, index, today) else {
+            return Err(ScenarioError::Invalid(format!(
+                "Transaction {} is not removed on {}; only a removed transaction can be restored \
+                 (pick one with GET /_sim/transactions?status=Removed)",
+                data.tx_id(index),
+                date_of(today)
+            )));
+        };
+        let Ok(i) = u32::try_from(index) else {
+            return Ok(());
+        };
+        let rate = self.rate_removal(data, index);
+        let mut history = self
+            .removals
+            .remove(&i)
+            .unwrap_or_else(|| vec![(removed, Day::MAX)]);
+        if let Some(last) = history.last_mut() {
+            if last.0 == today {
+                history.pop();
+            } else {
+                last.1 = today;
+            }
+        }
+        if !history.is_empty() || rate.is_some() {
+            self.removals.insert(i, history);
+        }
+        self.changed();
+        Ok(())
+    }
+
     fn set_override(&mut self, index: usize, change: Override) {
         let Ok(i) = u32::try_from(index) else {
             return;
@@ -411,8 +620,9 @@ impl Scenarios {
         self.refresh();
     }
 
-    /// Counts for `/_sim/state` (a scan of every row when the rate is above 0).
-    pub fn counts(&self, rows: usize) -> ScenarioCounts {
+    /// Counts for `/_sim/state` on `today` (a scan of every row when a rate is above 0).
+    pub fn counts(&self, data: &SimData, today: Day) -> ScenarioCounts {
+        let rows = data.txs.len();
         let mut counts = ScenarioCounts {
             lag_settings: self
                 .lags
@@ -444,6 +654,21 @@ impl Scenarios {
                 }
             }
         }
+        for (&i, history) in &self.removals {
+            if self.removed_since(data, i as usize, today).is_some() {
+                counts.removed_on_demand += 1;
+            } else if history.iter().any(|(removed, _)| *removed <= today) {
+                counts.restored += 1;
+            }
+        }
+        if self.removal_threshold > 0 {
+            counts.removed_by_rate = (0..rows)
+                .filter(|&i| {
+                    u32::try_from(i).is_ok_and(|i| !self.removals.contains_key(&i))
+                        && self.rate_removal(data, i).is_some_and(|day| day <= today)
+                })
+                .count() as u64;
+        }
         counts
     }
 }
@@ -468,7 +693,7 @@ mod tests {
         let c = config(0.0);
         let data = SimData::generate(&c);
         let s = Scenarios::new(&c);
-        assert!(s.is_plain());
+        assert!(s.is_plain() && !s.removes());
         let today = day_of(c.today);
         for i in 0..data.txs.len() {
             assert_eq!(
@@ -476,15 +701,17 @@ mod tests {
                 observe(&data.txs[i], today)
             );
         }
-        assert_eq!(s.counts(data.txs.len()), ScenarioCounts::default());
+        assert_eq!(s.counts(&data, today), ScenarioCounts::default());
     }
 
     #[test]
     fn the_rate_picks_a_share_of_rows_and_one_report_each() {
         let c = config(0.3);
+        let data = SimData::generate(&c);
+        let today = day_of(c.today);
         let s = Scenarios::new(&c);
         assert!(!s.is_plain());
-        let counts = s.counts(4000);
+        let counts = s.counts(&data, today);
         // About 600 each (0.3 * 4000 / 2), standard deviation about 23.
         for n in counts.lagging_rows {
             assert!((480..720).contains(&n), "{counts:?}");
@@ -496,7 +723,9 @@ mod tests {
                 "one report only"
             );
         }
-        let all = Scenarios::new(&config(1.0)).counts(4000).lagging_rows;
+        let all = Scenarios::new(&config(1.0))
+            .counts(&data, today)
+            .lagging_rows;
         assert_eq!(all[0] + all[1], 4000);
     }
 
@@ -547,12 +776,136 @@ mod tests {
         assert_eq!(s.moved(), &[declined as u32]);
         let seen = s.observe(&data, declined, today, None);
         assert_eq!((seen.status, seen.process_day), (SimStatus::Future, new));
-        let counts = s.counts(data.txs.len());
+        let counts = s.counts(&data, today);
         assert_eq!((counts.reversed, counts.resubmitted), (1, 1));
         // A lagging view from before the change still shows the old state.
         s.set_lag(declined, SimReport::TransactionReport, 1);
         let old = s.observe(&data, declined, today, Some(SimReport::TransactionReport));
         assert_eq!(old, observe(&data.txs[declined], today - 1));
         assert_eq!(old.process_day, data.txs[declined].process_day);
+    }
+
+    #[test]
+    fn the_removal_rate_removes_future_rows_3_to_20_days_ahead() {
+        let c = SimConfig {
+            removal_rate: 0.25,
+            ..config(0.0)
+        };
+        let data = SimData::generate(&c);
+        let s = Scenarios::new(&c);
+        assert!(
+            s.removes() && s.is_plain(),
+            "a removal changes no view of a reported row"
+        );
+        let mut chosen = 0;
+        for (i, tx) in data.txs.iter().enumerate() {
+            let Some(day) = s.rate_removal(&data, i) else {
+                assert_eq!(s.removed_since(&data, i, Day::MAX - 1), None);
+                continue;
+            };
+            chosen += 1;
+            assert!(day <= tx.process_day - 3 && day >= tx.process_day - 20);
+            assert_eq!(observe(tx, day).status, SimStatus::Future);
+            assert_eq!(s.removed_since(&data, i, day - 1), None);
+            assert_eq!(s.removed_since(&data, i, day), Some(day));
+            assert_eq!(s.removed_since(&data, i, day + 400), Some(day));
+            // It never settles: frozen as the Future row of the day before.
+            let (seen, last) = s.settling(&data, i, day + 400);
+            assert_eq!((seen.status, last), (SimStatus::Future, day - 1));
+        }
+        // About 1000 (0.25 * 4000), standard deviation about 27.
+        assert!((880..1120).contains(&chosen), "{chosen}");
+        let today = day_of(c.today);
+        let counts = s.counts(&data, today);
+        let expected = (0..data.txs.len())
+            .filter(|&i| s.rate_removal(&data, i).is_some_and(|d| d <= today))
+            .count() as u64;
+        assert_eq!(counts.removed_by_rate, expected);
+        assert!(expected > 0 && expected < chosen);
+        // The same seed picks the same rows; the lag's salt picks others.
+        let again = Scenarios::new(&c);
+        assert!((0..4000).all(|i| again.rate_removal(&data, i) == s.rate_removal(&data, i)));
+    }
+
+    #[test]
+    fn removals_and_restores_on_demand() {
+        let c = config(0.0);
+        let data = SimData::generate(&c);
+        let today = day_of(c.today);
+        let mut s = Scenarios::new(&c);
+        let status = |s: &Scenarios, i: usize| s.observe(&data, i, today, None).status;
+        let charged = (0..data.txs.len())
+            .find(|&i| {
+                status(&s, i) == SimStatus::Chargeback
+                    && observe(&data.txs[i], today - 1).status == SimStatus::Chargeback
+            })
+            .unwrap();
+        s.remove(&data, charged, today).unwrap();
+        assert!(s.removes() && s.is_plain());
+        assert_eq!(s.removed_since(&data, charged, today), Some(today));
+        assert_eq!(s.removed_since(&data, charged, today - 1), None);
+        assert!(!s.is_reported(&data, charged, today, None));
+        assert!(matches!(
+            s.remove(&data, charged, today),
+            Err(ScenarioError::Invalid(_))
+        ));
+        assert!(s.reverse(&data, charged, today).is_err(), "not reported");
+        // A lagging view from before the removal still shows it.
+        s.set_lag(charged, SimReport::DeclineReport, 1);
+        assert!(s.is_reported(&data, charged, today, Some(SimReport::DeclineReport)));
+        assert!(!s.is_reported(&data, charged, today + 1, Some(SimReport::DeclineReport)));
+        s.set_lag(charged, SimReport::DeclineReport, 0);
+        // Frozen as of the day before, whatever today is.
+        let (seen, last) = s.settling(&data, charged, today + 30);
+        assert_eq!(seen, observe(&data.txs[charged], today - 1));
+        assert_eq!(last, today - 1);
+        let counts = s.counts(&data, today + 30);
+        assert_eq!((counts.removed_on_demand, counts.restored), (1, 0));
+        let row = SimRow::of(&data, &s, charged, today + 30, None);
+        assert_eq!(row.status, "Chargeback");
+        assert_eq!(row.removed_on, Some(c.today));
+
+        // Restored three days later: the lifecycle, as if never removed; the days between
+        // stay removed for a lagging view.
+        assert!(s.restore(&data, charged, today + 2).is_ok());
+        assert!(s.restore(&data, charged, today + 3).is_err(), "not removed");
+        assert_eq!(s.removed_since(&data, charged, today + 1), Some(today));
+        assert_eq!(s.removed_since(&data, charged, today + 2), None);
+        let (seen, last) = s.settling(&data, charged, today + 30);
+        assert_eq!(
+            (seen, last),
+            (observe(&data.txs[charged], today + 30), today + 30)
+        );
+        let counts = s.counts(&data, today + 2);
+        assert_eq!((counts.removed_on_demand, counts.restored), (0, 1));
+        // Removed again on the restore day: one removal from the first day on.
+        s.remove(&data, charged, today + 2).unwrap();
+        assert_eq!(s.removed_since(&data, charged, today + 1), Some(today));
+        assert_eq!(s.removed_since(&data, charged, today + 9), Some(today));
+
+        // Removed and restored the same day: no trace.
+        let future = (0..data.txs.len())
+            .find(|&i| status(&s, i) == SimStatus::Future)
+            .unwrap();
+        let mut t = Scenarios::new(&c);
+        t.remove(&data, future, today).unwrap();
+        t.restore(&data, future, today).unwrap();
+        assert!(!t.removes());
+        assert_eq!(t.counts(&data, today), ScenarioCounts::default());
+
+        // A row the rate removed can be restored, and is out of the rate's hands from then on.
+        let rated = SimConfig {
+            removal_rate: 1.0,
+            ..config(0.0)
+        };
+        let mut r = Scenarios::new(&rated);
+        let gone = (0..data.txs.len())
+            .find(|&i| r.rate_removal(&data, i).is_some_and(|d| d < today))
+            .unwrap();
+        let day = r.rate_removal(&data, gone).unwrap();
+        r.restore(&data, gone, today).unwrap();
+        assert_eq!(r.removed_since(&data, gone, today), None);
+        assert_eq!(r.removed_since(&data, gone, day), Some(day));
+        assert_eq!(r.counts(&data, today).restored, 1);
     }
 }

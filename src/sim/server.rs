@@ -152,6 +152,39 @@ impl Shared {
         ))
     }
 
+    /// `/_sim/remove` and [`SimHandle::remove`]: the row as it was last reported, with its
+    /// removal day.
+    pub(super) fn remove(&self, id: i64) -> Result<SimRow, ScenarioError> {
+        let index = self.tx_index(id)?;
+        let today = self.change_scenarios(|s, today| {
+            s.remove(&self.data, index, today)?;
+            Ok(today)
+        })?;
+        Ok(SimRow::of(
+            &self.data,
+            &self.scenarios(),
+            index,
+            today,
+            None,
+        ))
+    }
+
+    /// `/_sim/restore` and [`SimHandle::restore`]: the row as it is reported again.
+    pub(super) fn restore(&self, id: i64) -> Result<SimRow, ScenarioError> {
+        let index = self.tx_index(id)?;
+        let today = self.change_scenarios(|s, today| {
+            s.restore(&self.data, index, today)?;
+            Ok(today)
+        })?;
+        Ok(SimRow::of(
+            &self.data,
+            &self.scenarios(),
+            index,
+            today,
+            None,
+        ))
+    }
+
     /// The exact `Authorization` header value API requests must send.
     pub(super) fn auth(&self) -> &[u8] {
         &self.auth
@@ -281,17 +314,38 @@ impl SimHandle {
             .map_err(|e| e.to_string())
     }
 
+    /// Rotessa stops reporting transaction `id` as of today (as when a schedule is deleted or
+    /// edited, which removes its future transactions; any status can be removed, to produce an
+    /// anomaly): from today no report shows it, and it never moves again. Settlements keep
+    /// counting it where it had settled or been charged back before today. An error if it is
+    /// removed already. Returns the row as it was last reported (yesterday), with `removed_on`.
+    pub fn remove(&self, id: i64) -> Result<SimRow, String> {
+        self.shared.remove(id).map_err(|e| e.to_string())
+    }
+
+    /// Reports the removed transaction `id` again as of today, exactly as a simulator without
+    /// the removal reports it today (its lifecycle went on while it was hidden; settlements
+    /// count it as if never removed). An error unless it is removed today. Returns the row as
+    /// it is now.
+    pub fn restore(&self, id: i64) -> Result<SimRow, String> {
+        self.shared.restore(id).map_err(|e| e.to_string())
+    }
+
     /// The ids of the transactions whose status today (the true view, overrides included) is
     /// `status` (`"Chargeback"`, ...; case-insensitive; unknown names match nothing), so tests
-    /// can pick rows to lag, reverse or resubmit.
+    /// can pick rows to lag, reverse, resubmit or remove. `"Removed"` lists the rows no report
+    /// shows today, to restore; the other statuses leave them out.
     pub fn transaction_ids_with_status(&self, status: &str) -> Vec<i64> {
+        let s = &self.shared;
+        if status.trim().eq_ignore_ascii_case("removed") {
+            return reports::removed_ids(&s.data, &s.scenarios(), s.today_day());
+        }
         let Some(status) = SimStatus::ALL
             .into_iter()
             .find(|s| s.as_str().eq_ignore_ascii_case(status.trim()))
         else {
             return Vec::new();
         };
-        let s = &self.shared;
         reports::ids_with_status(&s.data, &s.scenarios(), status, s.today_day())
     }
 
@@ -423,6 +477,16 @@ impl SimServer {
     /// Resubmits a decline as of today; see [`SimHandle::resubmit`].
     pub fn resubmit(&self, id: i64, process_date: Option<NaiveDate>) -> Result<SimRow, String> {
         self.handle.resubmit(id, process_date)
+    }
+
+    /// Stops reporting a transaction as of today; see [`SimHandle::remove`].
+    pub fn remove(&self, id: i64) -> Result<SimRow, String> {
+        self.handle.remove(id)
+    }
+
+    /// Reports a removed transaction again as of today; see [`SimHandle::restore`].
+    pub fn restore(&self, id: i64) -> Result<SimRow, String> {
+        self.handle.restore(id)
     }
 
     /// The ids of the transactions with `status` today; see
