@@ -28,12 +28,10 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 
 use super::SimConfig;
-use super::calendar::{Day, add_business_days, date_of, is_business_day};
+use super::calendar::{Day, add_business_days, date_of, is_business_day, sub_business_days};
 use super::data::{SimData, Tx, salt};
 use super::encode::push_updated_at;
-use super::lifecycle::{
-    Observed, SimStatus, observe, observe_resubmitted, observe_reversed, timeline,
-};
+use super::lifecycle::{Observed, SimStatus, observe, observe_resubmitted, observe_reversed};
 use super::rng::hash2;
 
 /// The two reports that can disagree about a row, to say which one lags.
@@ -372,7 +370,9 @@ impl Scenarios {
         }
         let tx = data.txs.get(index)?;
         let before = 3 + (((h & 0x7ff) * 18) >> 11) as Day;
-        Some((tx.process_day - before).min(timeline(tx).pending_from - 1))
+        // The day before it becomes Pending (`lifecycle::timeline`'s `pending_from` - 1).
+        let last_future = sub_business_days(tx.process_day, 1) - 1;
+        Some((tx.process_day - before).min(last_future))
     }
 
     /// The day row `index` was removed, if it is removed on day `at` (no report shows it
