@@ -4,7 +4,7 @@
 //! The real binary (`rotessa-recon sync --stream all`: clients, transactions, declines,
 //! settlements and the reconciliation, 3 clients) syncs from an in-process
 //! simulator with latency into real PostgreSQL (`#[sqlx::test]`). It is SIGKILLed at seeded
-//! random points and restarted, then run once more uninterrupted, in three phases: a first day
+//! random points and restarted, then run twice more uninterrupted, in three phases: a first day
 //! (the backfill: inserts), then after the simulator's clock moved 12 and 20 more days
 //! (transitions: updates). Most kill points are a seeded number of events that must have
 //! committed first, polled in the database, plus a random delay of a few milliseconds, so kills
@@ -40,6 +40,8 @@ const LATENCY_MS: u64 = 50;
 /// Share of rows one of the two reports shows late, and by how many days.
 const LAG_RATE: f64 = 0.5;
 const LAG_DAYS: u32 = 4;
+/// Share of rows Rotessa stops reporting while they are Future (a deleted schedule).
+const REMOVAL_RATE: f64 = 0.02;
 /// Days the clock moves before each phase: the backfill, then 12 and 20 days of transitions.
 const PHASES: [u32; 3] = [0, 12, 20];
 const KILLS_PER_PHASE: u32 = 5;
@@ -57,6 +59,7 @@ async fn simulator(latency_ms: u64) -> SimServer {
             latency_ms,
             report_lag_rate: LAG_RATE,
             report_lag_days: LAG_DAYS,
+            removal_rate: REMOVAL_RATE,
             ..SimConfig::default()
         },
         "127.0.0.1:0".parse().expect("address"),
@@ -217,13 +220,15 @@ struct Kill {
 
 #[sqlx::test]
 async fn sigkill_at_random_points_then_restart_ends_as_the_clean_run(pool: PgPool) {
-    // The clean run: one uninterrupted `sync` per phase.
+    // The clean run: two uninterrupted `sync`s per phase (a row Rotessa stopped reporting is
+    // marked removed at its second complete read, whatever the number of reads before).
     let clean_sim = simulator(0).await;
     let mut clean: Vec<(EndState, i64)> = Vec::new();
     let mut clean_secs = Vec::new();
     for days in PHASES {
         clean_sim.advance(days);
         let started = Instant::now();
+        sync_to_the_end(&environment(&pool, &clean_sim)).await;
         sync_to_the_end(&environment(&pool, &clean_sim)).await;
         clean_secs.push(started.elapsed().as_secs_f64());
         let state = end_state(&pool).await;
@@ -350,7 +355,8 @@ async fn sigkill_at_random_points_then_restart_ends_as_the_clean_run(pool: PgPoo
                 run_pages,
             });
         }
-        // Then once more to the end, and the result is the clean run's.
+        // Then twice more to the end, and the result is the clean run's.
+        sync_to_the_end(&env).await;
         sync_to_the_end(&env).await;
         let state = end_state(&pool).await;
         assert_same(

@@ -36,6 +36,8 @@ const MAX_ATTEMPTS: u32 = 25;
 /// Share of rows one of the two reports shows late, and by how many days.
 const LAG_RATE: f64 = 0.5;
 const LAG_DAYS: u32 = 4;
+/// Share of rows Rotessa stops reporting while they are Future (a deleted schedule).
+const REMOVAL_RATE: f64 = 0.02;
 /// The streams of one simulated day: every stream (`--stream all` order), then the
 /// transaction report again.
 const DAY: [Stream; 5] = [
@@ -78,6 +80,7 @@ async fn sync_through_time(
             retry_after_secs: 0,
             report_lag_rate: LAG_RATE,
             report_lag_days: LAG_DAYS,
+            removal_rate: REMOVAL_RATE,
             ..SimConfig::default()
         },
         "127.0.0.1:0".parse().expect("address"),

@@ -55,9 +55,7 @@ async fn removed(pool: &PgPool) -> Vec<i64> {
 }
 
 #[sqlx::test]
-async fn a_row_gone_from_two_complete_reads_is_removed_and_restored_when_it_returns(
-    pool: PgPool,
-) {
+async fn a_row_gone_from_two_complete_reads_is_removed_and_restored_when_it_returns(pool: PgPool) {
     let server = MockServer::start().await;
     let syncer = syncer(&pool, settings(&server.uri(), &[]));
     serve_report(&server, &future(1..=5)).await;
@@ -66,7 +64,11 @@ async fn a_row_gone_from_two_complete_reads_is_removed_and_restored_when_it_retu
     // A schedule is deleted: Rotessa stops reporting transaction 3.
     serve_report(&server, &future([1, 2, 4, 5])).await;
     sync(&syncer).await;
-    assert_eq!(removed(&pool).await, Vec::<i64>::new(), "one read is not enough");
+    assert_eq!(
+        removed(&pool).await,
+        Vec::<i64>::new(),
+        "one read is not enough"
+    );
     sync(&syncer).await;
     assert_eq!(removed(&pool).await, vec![3]);
     sync(&syncer).await;
@@ -74,12 +76,11 @@ async fn a_row_gone_from_two_complete_reads_is_removed_and_restored_when_it_retu
         later_events(&pool).await,
         vec![("transaction.removed".to_owned(), "3".to_owned())]
     );
-    let payload: Value = sqlx::query_scalar(
-        "select payload from rotessa.outbox where type = 'transaction.removed'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let payload: Value =
+        sqlx::query_scalar("select payload from rotessa.outbox where type = 'transaction.removed'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(payload["transaction_id"], 3);
     assert_eq!(payload["from_status"], "Future");
     assert_eq!(payload["to_status"], "Future");
@@ -186,5 +187,53 @@ async fn a_removed_approved_row_is_an_anomaly_too(pool: PgPool) {
     assert_eq!(
         anomaly,
         ("removed".into(), "Approved".into(), "Removed".into())
+    );
+}
+
+#[sqlx::test]
+async fn a_future_row_the_simulator_stops_reporting_is_removed_then_restored(pool: PgPool) {
+    use rotessa_recon::sim::{SimConfig, SimServer};
+    use rotessa_recon::sync::{Clock, PassOptions, Stream};
+
+    let sim = SimServer::start(
+        SimConfig {
+            transactions: 3000,
+            today: "2026-11-23".parse().unwrap(),
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let settings = settings(
+        &sim.base_url(),
+        &[("RECON_ROTESSA__API_KEY", sim.api_key())],
+    );
+    let syncer = syncer(&pool, settings).with_clock(Clock::Dynamic(sim.handle().clock()));
+    let transactions = || async {
+        for r in syncer
+            .run(Stream::Transactions, &PassOptions::default())
+            .await
+        {
+            assert_eq!(r.outcome, RunOutcome::Succeeded, "{r:?}");
+        }
+    };
+    transactions().await;
+    let id = sim.handle().transaction_ids_with_status("Future")[0];
+    sim.remove(id).unwrap();
+    transactions().await;
+    transactions().await;
+    assert_eq!(removed(&pool).await, vec![id]);
+    sim.restore(id).unwrap();
+    transactions().await;
+    transactions().await;
+    assert_eq!(removed(&pool).await, Vec::<i64>::new());
+    let events: Vec<(String, String)> = later_events(&pool).await;
+    assert_eq!(
+        events,
+        vec![
+            ("transaction.removed".to_owned(), id.to_string()),
+            ("transaction.restored".to_owned(), id.to_string()),
+        ]
     );
 }

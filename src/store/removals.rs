@@ -62,19 +62,26 @@ pub async fn count_read(conn: &mut PgConnection, read: Read<'_>) -> Result<Vec<G
             where d.stream = $5 and d.client_id = $6 and d.window_from = $1
               and d.window_to = $2 and d.page = any($7)
         ),
+        -- A set difference (hashed or sorted), never a scan of `seen` per stored row.
+        missing as (
+            select t.id from rotessa.transactions t
+            where t.process_date between $1 and $2
+              and ($3::bigint is null or t.client_id = $3)
+              and t.removed_at is null
+            except
+            select id from seen
+        ),
         returned as (
             update rotessa.transactions t set absent_reads = 0
             where t.absent_reads > 0 and t.process_date between $1 and $2
               and ($3::bigint is null or t.client_id = $3)
-              and exists (select from seen where seen.id = t.id)
+              and t.id in (select id from seen)
         )
         update rotessa.transactions t
         set absent_reads = t.absent_reads + 1,
             removed_at = case when t.absent_reads >= 1 then now() end
-        where t.process_date between $1 and $2
-          and ($3::bigint is null or t.client_id = $3)
-          and t.removed_at is null
-          and not exists (select from seen where seen.id = t.id)
+        from missing
+        where t.id = missing.id
         returning t.id, t.client_id, t.customer_id, t.amount, t.status, t.status_reason,
                   t.process_date, t.settlement_date, t.decline_date, t.transaction_number,
                   t.custom_identifier, t.status_changed_at, t.latest_updated_at,

@@ -112,6 +112,9 @@ impl FromStr for Stream {
 enum Reach {
     /// From its cursor (minus the overlap) to today.
     FromCursor,
+    /// Over its whole look-back to today, whatever its cursor (settlements when a chargeback
+    /// changes the settlement of its transaction's own date, weeks later).
+    Lookback,
     /// Over a fixed look-back to this many days after today (the transaction report).
     Horizon(u32),
 }
@@ -358,12 +361,12 @@ impl Syncer {
         let lookback = today - Days::new(cfg.lookback_days.into());
         let due = match (cursor, reach) {
             (Some(c), Reach::FromCursor) => c - Days::new(cfg.overlap_days.into()),
-            (Some(_), Reach::Horizon(_)) => lookback,
+            (Some(_), Reach::Horizon(_) | Reach::Lookback) => lookback,
             (None, _) => self.settings.sync.backfill_from.unwrap_or(lookback),
         };
         let from = opts.from.unwrap_or(due);
         let to = match reach {
-            Reach::FromCursor => opts.to.unwrap_or(today).min(today),
+            Reach::FromCursor | Reach::Lookback => opts.to.unwrap_or(today).min(today),
             Reach::Horizon(days) => opts.to.unwrap_or(today + Days::new(days.into())),
         };
         // A cursor ahead of today (a backfill into the future) never inverts the window.

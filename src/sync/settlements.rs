@@ -13,6 +13,7 @@ use super::convert::to_settlement;
 use super::events;
 use super::run::{RunError, RunReport};
 use super::{PassOptions, Reach, Syncer, windows};
+use crate::config::ChargebackOn;
 use crate::domain::Settlement;
 use crate::rotessa::{RejectedRow, WireSettlement};
 use crate::store::lease::Fence;
@@ -33,10 +34,13 @@ pub async fn run_scope(syncer: &Syncer, client_id: i64, opts: &PassOptions) -> R
     );
     async {
         let cfg = &syncer.settings.sync.settlements;
-        let plan = match syncer
-            .plan(STREAM, client_id, cfg, opts, Reach::FromCursor)
-            .await
-        {
+        // Counted on their transaction's settlement date, chargebacks change settlements up to
+        // 90 days old: every run reads the whole look-back.
+        let reach = match syncer.settings.reconciliation.chargeback_on {
+            ChargebackOn::DeclineDate => Reach::FromCursor,
+            ChargebackOn::SettlementDate => Reach::Lookback,
+        };
+        let plan = match syncer.plan(STREAM, client_id, cfg, opts, reach).await {
             Ok(plan) => plan,
             Err(e) => return RunReport::not_started(STREAM, client_id, e),
         };

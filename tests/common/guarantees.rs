@@ -29,18 +29,20 @@ impl SplitMix64 {
 }
 
 /// Each table the sync writes, as the canonical text of its rows without the columns that are
-/// our own bookkeeping (first seen, changed, observed times; identity ids; run ids; event ids,
-/// `seq`, `txid`, `occurred_at`, the payload's `observed_at`), sorted: a multiset per table.
+/// our own bookkeeping (first seen, changed, observed and removed times, of which only whether a
+/// row is removed counts; identity ids; run ids; event ids, `seq`, `txid`, `occurred_at`, the
+/// payload's `observed_at`), sorted: a multiset per table.
 const TABLES: [(&str, &str); 9] = [
     (
         "transactions",
-        "select (to_jsonb(t) - 'first_seen_at' - 'changed_at' - 'status_changed_at')::text
+        "select (to_jsonb(t) - 'first_seen_at' - 'changed_at' - 'status_changed_at' - 'removed_at'
+                 || jsonb_build_object('removed', t.removed_at is not null))::text
          from rotessa.transactions t",
     ),
     (
         "transaction_status_history",
         "select jsonb_build_array(transaction_id, from_status, to_status, status_reason,
-                                  decline_date, source)::text
+                                  decline_date, source, change)::text
          from rotessa.transaction_status_history",
     ),
     (
