@@ -93,6 +93,8 @@ METRICS = {
     "rotessa_rejected_rows_total",
     "rotessa_status_anomalies_total",
     "rotessa_stale_observations_total",
+    "rotessa_removed_rows_total",
+    "rotessa_runs_pruned_total",
     "rotessa_leader",
     "rotessa_scheduler_skipped_ticks_total",
 }

@@ -41,11 +41,13 @@ alter table rotessa.sync_runs add column rows_stale bigint not null default 0;
 -- its primary-key range [id_from, id_to], the other rows in between included (their change
 -- only makes the page be compared again); a sparse page (id_from NULL) covers exactly its `ids`.
 -- A read that finds another count or sum (a writer changed a row since) does not skip the page.
--- `ids` are the page's rows either way. Digests recorded before this migration cannot say so,
--- and are forgotten.
+-- `ids` are the page's rows either way (`id_sum` their sum, so that the rows of skipped pages
+-- can be counted without reading the arrays). Digests recorded before this migration cannot say
+-- so, and are forgotten.
 truncate rotessa.page_digests;
 alter table rotessa.page_digests
     add column ids bigint[] not null,
+    add column id_sum numeric not null,
     add column id_from bigint,
     add column id_to bigint,
     add column covered bigint not null,

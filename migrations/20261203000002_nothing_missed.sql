@@ -12,8 +12,9 @@ alter table rotessa.transactions
 comment on column rotessa.transactions.removed_at is
     'when the row was found gone from Rotessa''s transaction report (NULL while reported)';
 -- The rows of a transaction-report window (by process date), to find the ones it no longer
--- returns.
+-- returns; and the few rows some read did not return (usually none).
 create index transactions_process_date on rotessa.transactions (process_date);
+create index transactions_absent on rotessa.transactions (process_date) where absent_reads > 0;
 
 -- History records removals and restorations beside status changes.
 alter table rotessa.transaction_status_history

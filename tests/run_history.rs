@@ -98,8 +98,8 @@ async fn page_digests_of_windows_no_longer_read_are_pruned(pool: PgPool) {
         sqlx::query(
             "insert into rotessa.page_digests
                  (stream, client_id, window_from, window_to, page, digest, row_count, ids,
-                  covered, state, applied_at)
-             values ('transactions', 0, '2026-01-01', '2026-01-31', $1, 7, 0, '{}', 0, 0,
+                  id_sum, covered, state, applied_at)
+             values ('transactions', 0, '2026-01-01', '2026-01-31', $1, 7, 0, '{}', 0, 0, 0,
                      now() - make_interval(days => $2))",
         )
         .bind(page)

@@ -131,11 +131,11 @@ pub async fn run() -> Result<ExitCode, Failure> {
 }
 
 const EXPLORE: [&str; 5] = [
-    "select status, count(*), sum(amount) from rotessa.transactions group by status;",
+    "select status, count(*), sum(amount) from rotessa.transactions where removed_at is null group by status;",
     "select * from rotessa.transaction_status_history where from_status is not null order by observed_at desc limit 20;",
     "select seq, type, payload from rotessa.outbox order by txid, seq limit 20;",
     "select id, stream, client_id, status, pages, rows_seen, rows_inserted, rows_updated, events_emitted from rotessa.sync_runs order by id;",
-    "select client_id, settlement_date, status, count(*), sum(amount) from rotessa.transactions group by 1, 2, 3 order by 2 desc limit 20;",
+    "select client_id, settlement_date, status, count(*), sum(amount) from rotessa.transactions where removed_at is null group by 1, 2, 3 order by 2 desc limit 20;",
 ];
 
 /// Runs every stream once; prints a line per run; returns how many runs did not succeed.
@@ -242,7 +242,8 @@ async fn inject_mismatch(store: &Store, sim: &SimServer) -> Result<(), Failure> 
     };
     let latest: Option<NaiveDate> = sqlx::query_scalar(
         "select max(settlement_date) from rotessa.transactions \
-         where client_id = $1 and status = 'Approved' and settlement_date <= $2",
+         where client_id = $1 and status = 'Approved' and settlement_date <= $2 \
+           and removed_at is null",
     )
     .bind(client)
     .bind(sim.today())
@@ -266,13 +267,14 @@ async fn summary(store: &Store, today: chrono::NaiveDate) -> Result<(), Failure>
     println!("\nWhat landed");
     println!("-----------");
     let statuses: Vec<(String, i64, rust_decimal::Decimal)> = sqlx::query_as(
-        "select status, count(*), sum(amount) from rotessa.transactions group by status \
+        "select status, count(*), sum(amount) from rotessa.transactions where removed_at is null \
+         group by status \
          order by array_position(array['Future','Pending','Approved','Declined','Chargeback'], status)",
     )
     .fetch_all(pool)
     .await
     .context("counting transactions")?;
-    println!("rotessa.transactions by status:");
+    println!("rotessa.transactions by status (rows Rotessa still reports):");
     for (status, n, amount) in &statuses {
         println!("  {status:<11} {n:>6} rows  {amount:>12}");
     }

@@ -70,6 +70,12 @@ impl Coverage {
     }
 }
 
+/// The sum of `ids` as PostgreSQL's `sum(bigint)` computes it (`None` past `Decimal`'s reach).
+pub fn sum(ids: &[i64]) -> Option<Decimal> {
+    let total: i128 = ids.iter().map(|&id| i128::from(id)).sum();
+    Decimal::try_from_i128_with_scale(total, 0).ok()
+}
+
 /// The pages of a window applied before whose rows nobody changed since: page number ->
 /// (digest, row count).
 pub async fn known(pool: &PgPool, w: WindowKey<'_>) -> Result<HashMap<u32, (i64, usize)>, Error> {
@@ -126,14 +132,15 @@ pub async fn record(
     const SQL: &str = r#"
         insert into rotessa.page_digests as d
             (stream, client_id, window_from, window_to, page, digest, row_count,
-             id_from, id_to, ids, covered, state)
-        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             id_from, id_to, ids, id_sum, covered, state)
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
         on conflict (stream, client_id, window_from, window_to, page) do update set
             digest = excluded.digest, row_count = excluded.row_count,
             id_from = excluded.id_from, id_to = excluded.id_to, ids = excluded.ids,
-            covered = excluded.covered, state = excluded.state, applied_at = now()
+            id_sum = excluded.id_sum, covered = excluded.covered, state = excluded.state,
+            applied_at = now()
     "#;
-    let Some((covered, state)) = coverage.expected() else {
+    let (Some((covered, state)), Some(id_sum)) = (coverage.expected(), sum(&coverage.ids)) else {
         return Ok(());
     };
     let range = coverage.others.map(|o| (o.from, o.to));
@@ -149,6 +156,7 @@ pub async fn record(
         .bind(range.map(|r| r.0))
         .bind(range.map(|r| r.1))
         .bind(&coverage.ids)
+        .bind(id_sum)
         .bind(covered)
         .bind(state)
         .execute(conn)
