@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
@@ -43,7 +43,6 @@ pub async fn run() -> Result<ExitCode, Failure> {
             clients: 3,
             customers: 400,
             transactions: 4000,
-            today: Utc::now().date_naive(),
             ..SimConfig::default()
         },
         ([127, 0, 0, 1], 0).into(),

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use clap::Args;
 
 use super::Failure;
@@ -30,7 +30,8 @@ pub struct SimArgs {
     /// Financial transactions (1,000,000 generate in well under a second).
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(0..=50_000_000))]
     pub transactions: u32,
-    /// The simulated today at start (YYYY-MM-DD; default: today's UTC date). Move it with
+    /// The simulated today at start (YYYY-MM-DD; default: today's date in Central Time, where
+    /// Rotessa keeps its books). Move it with
     /// `POST /_sim/advance?days=N`.
     #[arg(long, value_name = "DATE")]
     pub today: Option<NaiveDate>,
@@ -86,7 +87,7 @@ impl SimArgs {
             clients: self.clients,
             customers: self.customers,
             transactions: self.transactions,
-            today: self.today.unwrap_or_else(|| Utc::now().date_naive()),
+            today: self.today.unwrap_or_else(crate::sim::rotessa_today),
             history_days: self.history_days,
             future_days: self.future_days,
             api_key: self.api_key.clone(),

@@ -130,6 +130,14 @@ impl std::str::FromStr for ChargebackOn {
     }
 }
 
+/// Today's date where Rotessa keeps its books (Central Time, `America/Winnipeg`): the
+/// simulator's default today, so that a sync with its default `sync.time_zone` agrees with it.
+pub fn rotessa_today() -> NaiveDate {
+    Utc::now()
+        .with_timezone(&chrono_tz::America::Winnipeg)
+        .date_naive()
+}
+
 impl Default for SimConfig {
     fn default() -> Self {
         Self {
@@ -137,7 +145,7 @@ impl Default for SimConfig {
             clients: 3,
             customers: 2000,
             transactions: 20_000,
-            today: Utc::now().date_naive(),
+            today: rotessa_today(),
             history_days: 120,
             future_days: 60,
             api_key: DEFAULT_API_KEY.to_owned(),
