@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::domain::{AnomalyKind, Status};
+use crate::domain::{AnomalyKind, Source, Status, Transaction};
 use crate::rotessa::Page;
 use crate::store;
 use crate::store::anomalies::Anomaly;
@@ -20,7 +20,6 @@ use super::Syncer;
 use super::apply::{PageOutcome, with_db_retries};
 use super::events::{self, Facts};
 use super::run::{Run, RunError};
-use crate::domain::{Source, Transaction};
 
 /// What a window's read returned, page by page.
 #[derive(Debug, Default)]
