@@ -361,6 +361,25 @@ async fn a_decline_resubmitted_as_future_is_applied_once_as_a_reversal(pool: PgP
             anomaly("stale", "Future", "Declined", DECLINES),
         ]
     );
+
+    // The customer's schedule is edited: the Future row moves to another date, reported as
+    // Future rows are, without an `updated_at`. The edit is written, without an event.
+    let mut moved = pending.clone();
+    moved["status"] = json!("Future");
+    moved["updated_at"] = Value::Null;
+    moved["process_date"] = json!("2026-11-30");
+    moved["settlement_date"] = json!("2026-12-03");
+    p.transactions = vec![moved];
+    p.mount(&server).await;
+    run(&syncer, Stream::Transactions).await;
+    run(&syncer, Stream::Declines).await;
+    let process_date: chrono::NaiveDate =
+        sqlx::query_scalar("select process_date from rotessa.transactions where id = 9")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(process_date.to_string(), "2026-11-30");
+    assert_eq!(outbox(&pool).await.len(), 2, "a field edit emits nothing");
 }
 
 /// (xmin, xmax) of a row: a write changes xmin, a row lock sets xmax.

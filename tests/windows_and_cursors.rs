@@ -121,6 +121,53 @@ async fn a_partial_backfill_never_moves_a_cursor_across_unread_dates(pool: PgPoo
     assert_eq!(cursor(&pool, "declines").await, Some(date("2026-11-22")));
 }
 
+async fn last_success(pool: &PgPool, stream: &str) -> Option<(i64, chrono::DateTime<Utc>)> {
+    sqlx::query_as(
+        "select last_run_id, last_success_started_at from rotessa.sync_state
+         where stream = $1 and client_id = $2 and last_run_id is not null",
+    )
+    .bind(stream)
+    .bind(CLIENT)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test]
+async fn only_a_run_of_the_whole_window_counts_as_the_last_success(pool: PgPool) {
+    let server = MockServer::start().await;
+    let p = Platform {
+        clients: vec![CLIENT],
+        ..Platform::default()
+    };
+    p.mount(&server).await;
+    let syncer = syncer(&pool, settings(&server.uri(), &[]));
+    let today = on(&syncer, "2026-11-22");
+
+    // A backfill from the start that stops short of today: it moves the cursor (everything up
+    // to its end was read) but did not read the days since, so it is no success of the stream.
+    run(&today, Stream::Declines, None, Some("2026-11-10")).await;
+    assert_eq!(cursor(&pool, "declines").await, Some(date("2026-11-10")));
+    assert_eq!(last_success(&pool, "declines").await, None);
+
+    run(&today, Stream::Declines, None, None).await;
+    let whole = last_success(&pool, "declines")
+        .await
+        .expect("a last success");
+    assert_eq!(cursor(&pool, "declines").await, Some(date("2026-11-22")));
+
+    // Another short backfill leaves the last success where the whole run put it.
+    run(
+        &today,
+        Stream::Declines,
+        Some("2026-09-01"),
+        Some("2026-11-01"),
+    )
+    .await;
+    assert_eq!(last_success(&pool, "declines").await, Some(whole));
+    assert_eq!(cursor(&pool, "declines").await, Some(date("2026-11-22")));
+}
+
 /// The `start_date` and `end_date` of every report request, by path (from the query string or
 /// the JSON body, as the client sends them).
 async fn requested_dates(server: &MockServer) -> BTreeMap<String, Vec<(String, String)>> {

@@ -161,7 +161,7 @@ impl Transition {
     ///   (it lags behind the other report; applying it would flap the row), which is stale; a
     ///   move it forbids is backward; and a change of other fields only is written when it
     ///   comes from the transaction report, which owns them, and cannot be older (it has an
-    ///   `updated_at`, or the stored row has none); else it is stale.
+    ///   `updated_at`, or the stored row has none, or is Future); else it is stale.
     pub fn classify(stored: Stored<'_>, observed: Observed<'_>, fields_differ: bool) -> Self {
         let same_status = stored.change == observed.change;
         let reversal = observed.change.status.rank() < stored.change.status.rank();
@@ -171,8 +171,12 @@ impl Transition {
             Order::Newer if fields_differ => Self::FieldsOnly,
             Order::Newer => Self::Unchanged,
             Order::Undecided if same_status => {
+                // A Future row carries no `updated_at` of its own (a resubmitted one keeps the
+                // stamp of its decline): nothing orders its edits but the report that owns it.
                 let owns_fields = observed.source == Source::TransactionReport
-                    && (observed.updated_at.is_some() || stored.latest_updated_at.is_none());
+                    && (observed.updated_at.is_some()
+                        || stored.latest_updated_at.is_none()
+                        || stored.change.status == Status::Future);
                 match (fields_differ, owns_fields) {
                     (false, _) => Self::Unchanged,
                     (true, true) => Self::FieldsOnly,
@@ -444,6 +448,26 @@ mod tests {
             Transition::Stale
         );
         assert_eq!(fields_only(at(9), at(9), DeclineReport), Transition::Stale);
+        // A resubmitted decline, Future again, keeps its decline's stamp; the transaction
+        // report's edits of it (a new process date) are written, not frozen.
+        let future = change(Future);
+        let resubmitted = |source| {
+            Transition::classify(
+                Stored {
+                    change: &future,
+                    latest_updated_at: at(9),
+                    previous: Some((&declined, TransactionReport)),
+                },
+                Observed {
+                    change: &future,
+                    updated_at: None,
+                    source,
+                },
+                true,
+            )
+        };
+        assert_eq!(resubmitted(TransactionReport), Transition::FieldsOnly);
+        assert_eq!(resubmitted(DeclineReport), Transition::Stale);
         assert_eq!(
             fields_only(at(9), at(10), DeclineReport),
             Transition::FieldsOnly

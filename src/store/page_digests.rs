@@ -6,6 +6,8 @@
 //! application left in the table, as a count and a sum of fingerprints, and [`known`] offers a
 //! digest only while the table still holds exactly that. Any write to any of the rows, by
 //! anyone, makes the page be compared again: this holds by construction, whatever the writer.
+//! Only rows not marked removed count: a page's row marked removed since makes the page be
+//! compared again too (and so restored where the report returns it).
 //!
 //! A dense page (ids close together, the usual case) is checked by one primary-key range scan
 //! over `[id_from, id_to]`, which also covers the other rows in between: a change to one of those
@@ -87,7 +89,7 @@ pub async fn known(pool: &PgPool, w: WindowKey<'_>) -> Result<HashMap<u32, (i64,
         cross join lateral (
             select count(*) as n, coalesce(sum(t.fingerprint), 0) as s
             from rotessa.transactions t
-            where t.id between d.id_from and d.id_to
+            where t.id between d.id_from and d.id_to and t.removed_at is null
         ) cur
         where d.stream = $1 and d.client_id = $2 and d.window_from = $3 and d.window_to = $4
           and d.id_from is not null and cur.n = d.covered and cur.s = d.state
@@ -96,7 +98,8 @@ pub async fn known(pool: &PgPool, w: WindowKey<'_>) -> Result<HashMap<u32, (i64,
         from rotessa.page_digests d
         cross join lateral (
             select count(f) as n, coalesce(sum(f), 0) as s
-            from (select (select t.fingerprint from rotessa.transactions t where t.id = u.id) as f
+            from (select (select t.fingerprint from rotessa.transactions t
+                          where t.id = u.id and t.removed_at is null) as f
                   from unnest(d.ids) as u(id) offset 0) probes
         ) cur
         where d.stream = $1 and d.client_id = $2 and d.window_from = $3 and d.window_to = $4

@@ -245,6 +245,20 @@ pub struct Pending {
     pub ready: bool,
 }
 
+/// Serializes reconcilers (a daemon and an operator's `reconcile`, two processes after a
+/// switch of the chargeback model) until the caller's transaction ends: two comparing the same
+/// date at once would each record its outcome and emit its event. A transaction-scoped
+/// advisory lock, so it works behind PgBouncer's transaction pooling too.
+pub async fn lock(conn: &mut PgConnection) -> Result<(), Error> {
+    // An arbitrary key of this product's: "rotessa-recon reconciliation".
+    const SQL: &str = "select pg_advisory_xact_lock(7201330411962301)";
+    sqlx::query(SQL)
+        .execute(conn)
+        .await
+        .op("waiting for other reconcilers")?;
+    Ok(())
+}
+
 /// Takes the noted dates (locking their notes, skipping those another process is reconciling),
 /// and the dates recorded before differences were, and says which are ready: both sides read
 /// in full after the settlement, and no read of them left half done since. `transactions` and

@@ -24,24 +24,34 @@ pub async fn cursor(
     Ok(row.flatten())
 }
 
-/// Moves the cursor forward to `cursor` (never back: a backfill of an old range leaves it) and
-/// records the success of the run that read up to it, started at `started_at`.
+/// A successful run, as the stream's state records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Success {
+    pub run_id: i64,
+    pub started_at: DateTime<Utc>,
+    /// It read the stream's whole default window: it becomes the stream's last success. A
+    /// narrower backfill moves the cursor only.
+    pub whole_window: bool,
+}
+
+/// Moves the cursor forward to `cursor` (never back: a backfill of an old range leaves it) and,
+/// for a run of the whole window, records its success.
 pub async fn advance(
     conn: &mut PgConnection,
     stream: &str,
     client_id: i64,
     cursor: NaiveDate,
-    run_id: i64,
-    started_at: DateTime<Utc>,
+    run: Success,
 ) -> Result<(), Error> {
     const SQL: &str = r#"
         insert into rotessa.sync_state as s
             (stream, client_id, cursor_date, last_success_at, last_run_id, last_success_started_at)
-        values ($1, $2, $3, now(), $4, $5)
+        values ($1, $2, $3, case when $6 then now() end, case when $6 then $4 end,
+                case when $6 then $5::timestamptz end)
         on conflict (stream, client_id) do update set
             cursor_date = greatest(s.cursor_date, excluded.cursor_date),
-            last_success_at = excluded.last_success_at,
-            last_run_id = excluded.last_run_id,
+            last_success_at = coalesce(excluded.last_success_at, s.last_success_at),
+            last_run_id = coalesce(excluded.last_run_id, s.last_run_id),
             last_success_started_at = greatest(s.last_success_started_at,
                                                excluded.last_success_started_at)
     "#;
@@ -49,8 +59,9 @@ pub async fn advance(
         .bind(stream)
         .bind(client_id)
         .bind(cursor)
-        .bind(run_id)
-        .bind(started_at)
+        .bind(run.run_id)
+        .bind(run.started_at)
+        .bind(run.whole_window)
         .execute(conn)
         .await
         .op("advancing the stream cursor")?;

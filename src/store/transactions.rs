@@ -34,7 +34,8 @@ pub struct PageVersions {
     pub others: Option<OtherRows>,
 }
 
-/// The stored rows of the id range `[from, to]` that are not the page's own, summed up.
+/// The stored rows of the id range `[from, to]` that are not the page's own and not marked
+/// removed, summed up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OtherRows {
     pub from: i64,
@@ -102,7 +103,7 @@ pub async fn versions<'c>(
         for row in rows {
             if wanted.contains(&row.0) {
                 versions.insert(row.0, version(row).1);
-            } else {
+            } else if !row.3 {
                 others.count += 1;
                 others.fingerprint_sum += i128::from(row.1);
             }
@@ -260,6 +261,12 @@ pub async fn current<'c>(
 /// Locks the given rows in id order (so concurrent writers cannot deadlock) and returns what
 /// they hold now, for the re-comparison that makes each transition apply exactly once.
 pub async fn lock_current(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<Stored>, Error> {
+    // Locks first, then reads: a statement that waited for a lock re-reads the locked row but
+    // not what it joined (the history), so the read is a statement of its own, whose snapshot
+    // starts once every lock is held.
+    const LOCK: &str = r#"
+        select id from rotessa.transactions where id = any($1) order by id for update
+    "#;
     // The state before the current one is the second-to-last history entry: every status
     // change appends one, under this row lock.
     const SQL: &str = r#"
@@ -276,13 +283,17 @@ pub async fn lock_current(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<St
         ) p on true
         where t.id = any($1)
         order by t.id
-        for update of t
     "#;
+    sqlx::query(LOCK)
+        .bind(ids)
+        .execute(&mut *conn)
+        .await
+        .op("locking changed transactions")?;
     let rows: Vec<StoredRow> = sqlx::query_as(SQL)
         .bind(ids)
         .fetch_all(conn)
         .await
-        .op("locking changed transactions")?;
+        .op("reading locked transactions")?;
     rows.into_iter().map(stored).collect()
 }
 

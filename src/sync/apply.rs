@@ -135,7 +135,12 @@ async fn apply_page(
     // The transaction report decides whether a row is reported at all: one it returns again
     // after it was marked removed is restored.
     let restores = ctx.source == Source::TransactionReport;
+    // A digest vouches for every row of its page: a page with rows the parser refused (the
+    // digest would not know them) or rows left marked removed (the digest counts only rows not
+    // removed) gets none, and is parsed again each time.
+    let mut cacheable = page.rows.rejected.is_empty();
     for r in rows {
+        cacheable &= restores || !stored.rows.get(&r.row.id).is_some_and(|v| v.removed);
         match stored.rows.get(&r.row.id) {
             None => new.push(*r),
             Some(v) if v.removed && restores => differing.push(*r),
@@ -161,7 +166,7 @@ async fn apply_page(
         // Nothing to write: this page cost one read (and, with the page cache, a note of its
         // digest so that the same body is not even parsed next time). Its counts reach the run
         // at its end.
-        if let Some(window) = ctx.window {
+        if let Some(window) = ctx.window.filter(|_| cacheable) {
             let mut conn = store.pool().acquire().await.op("recording a page digest")?;
             page_digests::record(
                 &mut conn,
@@ -243,41 +248,51 @@ async fn apply_page(
                 .get(&r.row.id)
                 .ok_or(sqlx::Error::RowNotFound)
                 .op("a transaction row vanished while its page was written")?;
+            cacheable &= restores || !cur.removed;
+            let transition = (cur.fingerprint != r.fingerprint).then(|| {
+                Transition::classify(
+                    Stored {
+                        change: &cur.change,
+                        latest_updated_at: cur.latest_updated_at,
+                        previous: cur
+                            .previous
+                            .as_ref()
+                            .map(|(change, source)| (change, *source)),
+                    },
+                    Observed {
+                        change: &r.row.status_change(),
+                        updated_at: r.row.api_updated_at,
+                        source: ctx.source,
+                    },
+                    true,
+                )
+            });
             if cur.removed && restores {
+                // Restored whatever the observation's age (the report returns the row), with
+                // the status it was removed with; a change of status, if the observation is
+                // applied, follows as its own transition.
                 restored.push(r.row.id);
                 note_change(&mut noted, cur, r.row);
                 history.push(Entry {
+                    transaction_id: r.row.id,
+                    from_status: Some(cur.change.status.as_str()),
+                    to_status: cur.change.status.as_str(),
+                    status_reason: cur.change.status_reason.clone(),
+                    decline_date: cur.change.decline_date,
                     change: "restored",
-                    ..entry(r.row, Some(cur.change.status.as_str()))
                 });
                 outbox.push(events::transaction_restored(
                     r.row,
-                    cur.change.status,
+                    &cur.change,
                     &observed_at,
                 ));
             }
-            if cur.fingerprint == r.fingerprint {
+            let Some(transition) = transition else {
                 unchanged += 1;
                 coverage.add(r.row.id, r.fingerprint);
                 continue;
-            }
-            let observed = r.row.status_change();
-            match Transition::classify(
-                Stored {
-                    change: &cur.change,
-                    latest_updated_at: cur.latest_updated_at,
-                    previous: cur
-                        .previous
-                        .as_ref()
-                        .map(|(change, source)| (change, *source)),
-                },
-                Observed {
-                    change: &observed,
-                    updated_at: r.row.api_updated_at,
-                    source: ctx.source,
-                },
-                true,
-            ) {
+            };
+            match transition {
                 Transition::Stale => {
                     coverage.add(r.row.id, cur.fingerprint);
                     stale += 1;
@@ -348,7 +363,7 @@ async fn apply_page(
         events: outbox.len() as i64,
     };
     store::runs::add_progress(&mut tx, ctx.run_id, &progress).await?;
-    if let Some(window) = ctx.window {
+    if let Some(window) = ctx.window.filter(|_| cacheable) {
         page_digests::record(
             &mut tx,
             window,

@@ -3,10 +3,10 @@
 
 use tracing::Instrument;
 
-use super::Syncer;
 use super::apply::{PageOutcome, record_rejected, with_db_retries};
 use super::convert::to_client;
 use super::run::{RunError, RunReport};
+use super::{Advance, Syncer};
 use crate::domain::PlatformClient;
 use crate::rotessa::RejectedRow;
 use crate::store::lease::Fence;
@@ -63,7 +63,10 @@ pub async fn run(syncer: &Syncer) -> RunReport {
         run.finish(
             &syncer.store,
             result,
-            Some(syncer.today()),
+            Some(Advance {
+                cursor: syncer.today(),
+                whole_window: true,
+            }),
             syncer.stop_reason(),
         )
         .await

@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::domain::{Settlement, SettlementTotals, Source, Status, Transaction};
+use crate::domain::{Settlement, SettlementTotals, Source, Status, StatusChange, Transaction};
 use crate::store::outbox::NewEvent;
 use crate::store::reconciliation::Comparison;
 
@@ -87,14 +87,26 @@ pub fn transaction_removed(last: Facts<'_>, observed_at: &str) -> NewEvent {
     )
 }
 
-/// `transaction.restored`: a removed transaction is reported again; the payload is its state
-/// now, `from_status` the one it was removed with.
-pub fn transaction_restored(t: &Transaction, removed_as: Status, observed_at: &str) -> NewEvent {
+/// `transaction.restored`: a removed transaction is reported again (as `t`); the payload is the
+/// report's view of it with the status it was removed with (`removed_as`, also `from_status`).
+/// A change of that status, if the report's view is applied, is a `transaction.status_changed`
+/// of its own, right after.
+pub fn transaction_restored(
+    t: &Transaction,
+    removed_as: &StatusChange,
+    observed_at: &str,
+) -> NewEvent {
+    let facts = Facts {
+        status: removed_as.status,
+        status_reason: removed_as.status_reason.as_deref(),
+        decline_date: removed_as.decline_date,
+        ..t.into()
+    };
     let source = Source::TransactionReport;
-    let from = Some(removed_as);
+    let from = Some(removed_as.status);
     transaction_event(
         "transaction.restored",
-        t.into(),
+        facts,
         from,
         observed_at,
         source,

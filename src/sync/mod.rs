@@ -119,11 +119,22 @@ enum Reach {
     Horizon(u32),
 }
 
-/// A run's window and the cursor it records if it succeeds (`None`: it leaves the cursor).
+/// A run's window and what it records if it succeeds (`None`: nothing, the cursor stays).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Plan {
     window: (NaiveDate, NaiveDate),
-    cursor_to: Option<NaiveDate>,
+    cursor_to: Option<Advance>,
+}
+
+/// What a successful run records of itself in the stream's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advance {
+    /// Everything up to this date was read: the cursor moves here if it is further.
+    pub cursor: NaiveDate,
+    /// The run read the whole window the next scheduled run would read: it counts as the
+    /// stream's last success (the freshness gauge, `status`, the reconciliation's readiness).
+    /// A backfill of a narrower range moves the cursor at most.
+    pub whole_window: bool,
 }
 
 /// Why a syncer was told to stop between pages.
@@ -365,13 +376,20 @@ impl Syncer {
             (None, _) => self.settings.sync.backfill_from.unwrap_or(lookback),
         };
         let from = opts.from.unwrap_or(due);
+        let default_to = match reach {
+            Reach::FromCursor | Reach::Lookback => today,
+            Reach::Horizon(days) => today + Days::new(days.into()),
+        };
         let to = match reach {
             Reach::FromCursor | Reach::Lookback => opts.to.unwrap_or(today).min(today),
-            Reach::Horizon(days) => opts.to.unwrap_or(today + Days::new(days.into())),
+            Reach::Horizon(_) => opts.to.unwrap_or(default_to),
         };
         // A cursor ahead of today (a backfill into the future) never inverts the window.
         let from = from.min(to);
-        let cursor_to = (from <= due).then(|| to.min(today));
+        let cursor_to = (from <= due).then(|| Advance {
+            cursor: to.min(today),
+            whole_window: to >= default_to,
+        });
         if cursor_to.is_none() {
             tracing::info!(
                 %from,

@@ -41,6 +41,7 @@ pub async fn reconcile_pending(syncer: &Syncer) -> Result<Reconciled, store::Err
     let retries = syncer.settings.database.page_retries;
     let done = with_db_retries(STREAM, retries, |_| async {
         let mut tx = syncer.store.begin().await?;
+        reconciliation::lock(&mut tx).await?;
         let pending = reconciliation::take_pending(&mut tx, transactions, declines).await?;
         let mut done = Reconciled::default();
         let mut forget = Vec::new();

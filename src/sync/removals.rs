@@ -26,6 +26,8 @@ use super::run::{Run, RunError};
 pub struct WindowRead {
     parsed_ids: Vec<i64>,
     skipped_pages: Vec<i32>,
+    /// The digest each skipped page matched: its ids are those of that digest.
+    skipped_digests: Vec<i64>,
     /// A page had rows that could not be parsed: which rows the read returned is not known,
     /// so it does not count.
     incomplete: bool,
@@ -37,6 +39,7 @@ impl WindowRead {
         if page.rows.identical {
             self.skipped_pages
                 .push(i32::try_from(page.number).unwrap_or(i32::MAX));
+            self.skipped_digests.push(page.rows.digest);
         } else {
             self.parsed_ids.extend_from_slice(&page.rows.ids);
             self.incomplete |= !page.rows.rejected.is_empty();
@@ -69,9 +72,17 @@ pub async fn count_read(
                 client_id: client,
                 parsed_ids: &read.parsed_ids,
                 skipped_pages: &read.skipped_pages,
+                skipped_digests: &read.skipped_digests,
             },
         )
         .await?;
+        let Some(gone) = gone else {
+            tracing::info!(
+                "a skipped page's digest was replaced since it was read (another writer read \
+                 the window): this read does not count for removals"
+            );
+            return Ok(PageOutcome::default());
+        };
         if gone.is_empty() {
             store::commit(tx, syncer.fence.as_ref()).await?;
             return Ok(PageOutcome::default());

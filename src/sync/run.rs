@@ -8,8 +8,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::StopReason;
 use super::apply::{PageContext, PageOutcome, with_db_retries};
+use super::{Advance, StopReason};
 use crate::domain::{AnomalyKind, Source, Transaction};
 use crate::rotessa::{self, Page, RejectedRow, wire::snippet};
 use crate::store::lease::Fence;
@@ -248,12 +248,13 @@ impl Run {
         );
     }
 
-    /// Records the outcome; on success advances the cursor in the same transaction.
+    /// Records the outcome; on success advances the cursor (and, for a run of the whole
+    /// window, the stream's last success) in the same transaction.
     pub async fn finish(
         &self,
         store: &Store,
         result: Result<(), RunError>,
-        cursor: Option<NaiveDate>,
+        advance: Option<Advance>,
         stop: StopReason,
     ) -> RunReport {
         self.heartbeat.abort();
@@ -276,10 +277,14 @@ impl Run {
         let recorded = with_db_retries(self.stream, OUTCOME_RETRIES, |_| async {
             let mut tx = store.begin().await?;
             runs::finish(&mut tx, self.id, outcome, error.as_deref(), &progress).await?;
-            if let (Outcome::Succeeded, Some(cursor)) = (outcome, cursor) {
+            if let (Outcome::Succeeded, Some(advance)) = (outcome, advance) {
+                let success = sync_state::Success {
+                    run_id: self.id,
+                    started_at: self.started_at,
+                    whole_window: advance.whole_window,
+                };
                 let (stream, client_id) = (self.stream, self.client_id);
-                sync_state::advance(&mut tx, stream, client_id, cursor, self.id, self.started_at)
-                    .await?;
+                sync_state::advance(&mut tx, stream, client_id, advance.cursor, success).await?;
             }
             tx.commit().await.map_err(|source| store::Error::Query {
                 op: "committing the run outcome",
