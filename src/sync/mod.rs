@@ -123,7 +123,7 @@ enum Reach {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Plan {
     window: (NaiveDate, NaiveDate),
-    cursor_to: Option<Advance>,
+    on_success: Option<Advance>,
 }
 
 /// What a successful run records of itself in the stream's state.
@@ -386,11 +386,11 @@ impl Syncer {
         };
         // A cursor ahead of today (a backfill into the future) never inverts the window.
         let from = from.min(to);
-        let cursor_to = (from <= due).then(|| Advance {
+        let on_success = (from <= due).then(|| Advance {
             cursor: to.min(today),
             whole_window: to >= default_to,
         });
-        if cursor_to.is_none() {
+        if on_success.is_none() {
             tracing::info!(
                 %from,
                 next_run_starts = %due,
@@ -399,7 +399,7 @@ impl Syncer {
         }
         Ok(Plan {
             window: (from, to),
-            cursor_to,
+            on_success,
         })
     }
 
@@ -466,7 +466,7 @@ impl Syncer {
                 tracing::warn!(error = %e, "cannot forget old page digests");
             }
         }
-        run.finish(&self.store, result, plan.cursor_to, self.stop_reason())
+        run.finish(&self.store, result, plan.on_success, self.stop_reason())
             .await
     }
 }

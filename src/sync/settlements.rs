@@ -75,7 +75,7 @@ pub async fn run_scope(syncer: &Syncer, client_id: i64, opts: &PassOptions) -> R
             Ok(())
         }
         .await;
-        run.finish(&syncer.store, result, plan.cursor_to, syncer.stop_reason())
+        run.finish(&syncer.store, result, plan.on_success, syncer.stop_reason())
             .await
     }
     .instrument(span)
