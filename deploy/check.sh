@@ -126,7 +126,7 @@ for line in default_text.splitlines():
         # Keys and commented-out optional keys ("# api_key_file = ...").
         allowed.add(f"{section}.{m.group(1)}" if section else m.group(1))
 stream_keys = {k.split(".", 2)[2] for k in allowed if re.match(r"^sync\.[a-z]+\.", k)}
-for stream in ("transactions", "declines", "settlements", "clients"):
+for stream in ("transactions", "declines", "settlements", "clients", "customers", "payouts"):
     allowed |= {f"sync.{stream}.{k}" for k in stream_keys}
 
 

@@ -117,7 +117,7 @@ pub struct DatabaseSettings {
     pub idle_in_transaction_timeout_secs: u64,
 }
 
-/// Windows, schedules and cursors of the four streams.
+/// Windows, schedules and cursors of the six streams.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncSettings {
@@ -137,6 +137,8 @@ pub struct SyncSettings {
     pub declines: StreamSettings,
     pub settlements: StreamSettings,
     pub clients: StreamSettings,
+    pub customers: StreamSettings,
+    pub payouts: StreamSettings,
 }
 
 impl SyncSettings {
@@ -160,6 +162,9 @@ pub struct StreamSettings {
     pub window_days: u32,
     #[serde(default)]
     pub overlap_days: u32,
+    /// Customers only: keep phone numbers and addresses (`sync.customers.store_contact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_contact: Option<bool>,
 }
 
 fn default_window_days() -> u32 {
@@ -383,6 +388,11 @@ impl Settings {
                     stream.schedule
                 ));
             }
+            if name != "customers" && stream.store_contact.is_some() {
+                problems.push(format!(
+                    "sync.{name}.store_contact: only the customers stream stores contact details"
+                ));
+            }
         }
         if let Err(e) = crate::cron::validate(&self.outbox.prune_schedule) {
             problems.push(format!(
@@ -430,12 +440,14 @@ impl Settings {
 
 impl SyncSettings {
     /// The streams by name, in the order the daemon runs them.
-    pub fn streams(&self) -> [(&'static str, &StreamSettings); 4] {
+    pub fn streams(&self) -> [(&'static str, &StreamSettings); 6] {
         [
             ("clients", &self.clients),
+            ("customers", &self.customers),
             ("transactions", &self.transactions),
             ("declines", &self.declines),
             ("settlements", &self.settlements),
+            ("payouts", &self.payouts),
         ]
     }
 }
@@ -660,6 +672,21 @@ mod tests {
         for (name, stream) in s.sync.streams() {
             assert!(crate::cron::validate(&stream.schedule).is_ok(), "{name}");
         }
+        assert_eq!(s.sync.customers.store_contact, Some(false));
+        assert_eq!(s.sync.payouts.horizon_days, 60);
+        let err = Settings::load_from(
+            None,
+            &env(&[("RECON_SYNC__PAYOUTS__STORE_CONTACT", "true")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sync.payouts.store_contact"), "{err}");
+        let s = Settings::load_from(
+            None,
+            &env(&[("RECON_SYNC__CUSTOMERS__STORE_CONTACT", "true")]),
+        )
+        .unwrap();
+        assert_eq!(s.sync.customers.store_contact, Some(true));
         assert_eq!(s.outbox.retention_days, 30);
         assert!(!s.outbox.prune_without_consumers);
         assert!(s.outbox.listen);

@@ -26,7 +26,7 @@ pub struct Schedule {
 
 /// Per-stream "a pass is running" flags, and the gate per-client streams wait on.
 struct Streams {
-    running: [AtomicBool; 4],
+    running: [AtomicBool; Stream::ALL.len()],
     clients_gate: Arc<RwLock<()>>,
 }
 

@@ -234,3 +234,34 @@ async fn status_shows_a_run_whose_process_died_as_abandoned(pool: PgPool) {
         2
     );
 }
+
+/// `demo` names the customer of every status change it prints (its own database on the
+/// server of `DATABASE_URL`).
+#[test]
+fn demo_prints_customer_names_next_to_status_changes() {
+    let server = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let out = run_binary(&["demo"], &[("DATABASE_URL", &server)]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let section = text
+        .split("Latest status changes, with the customer")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no status changes with customers in:\n{text}"));
+    let lines: Vec<&str> = section
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("  transaction "))
+        .collect();
+    assert!(lines.len() >= 3, "{section}");
+    for line in lines {
+        let name = line
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_else(|| panic!("{line}"));
+        assert!(
+            name != "customer" && name.starts_with(|c: char| c.is_alphabetic()),
+            "a name, not an id: {line}"
+        );
+    }
+}

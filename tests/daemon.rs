@@ -38,6 +38,10 @@ async fn syncs_on_schedule_and_reports_health_and_metrics(pool: PgPool) {
             ("RECON_SYNC__CLIENTS__ENABLED", "true"),
             ("RECON_SYNC__DECLINES__ENABLED", "true"),
             ("RECON_SYNC__SETTLEMENTS__ENABLED", "true"),
+            ("RECON_SYNC__CUSTOMERS__ENABLED", "true"),
+            ("RECON_SYNC__CUSTOMERS__SCHEDULE", "*/2 * * * * *"),
+            ("RECON_SYNC__PAYOUTS__ENABLED", "true"),
+            ("RECON_SYNC__PAYOUTS__SCHEDULE", "*/2 * * * * *"),
             ("RECON_SYNC__PAGE_CACHE", "false"),
         ],
     );
@@ -92,6 +96,10 @@ async fn syncs_on_schedule_and_reports_health_and_metrics(pool: PgPool) {
         "rotessa_sync_run_duration_seconds_bucket{stream=\"transactions\",outcome=\"succeeded\"",
         "rotessa_sync_last_success_timestamp_seconds{stream=\"transactions\",client=\"0\"}",
         "rotessa_sync_last_success_timestamp_seconds{stream=\"settlements\",client=\"4321\"}",
+        "rotessa_sync_last_success_timestamp_seconds{stream=\"customers\",client=\"4321\"}",
+        "rotessa_sync_last_success_timestamp_seconds{stream=\"payouts\",client=\"0\"}",
+        "rotessa_outbox_events_total{type=\"customer.changed\"}",
+        "rotessa_outbox_events_total{type=\"payout.changed\"}",
         "rotessa_leader 1",
     ];
     // Which requests draw the simulator's faults varies, so the retry line may take a few runs;

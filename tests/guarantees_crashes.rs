@@ -1,8 +1,8 @@
 //! SPEC.md "Performance and reliability": SIGKILL at random points followed by restart leaves
 //! the tables and outbox exactly equal to a clean run, every event exactly once.
 //!
-//! The real binary (`rotessa-recon sync --stream all`: clients, transactions, declines,
-//! settlements and the reconciliation, 3 clients) syncs from an in-process
+//! The real binary (`rotessa-recon sync --stream all`: clients, customers, settlements,
+//! transactions, declines, the reconciliation and payouts, 3 clients) syncs from an in-process
 //! simulator with latency into real PostgreSQL (`#[sqlx::test]`). It is SIGKILLed at seeded
 //! random points and restarted, then run twice more uninterrupted, in three phases: a first day
 //! (the backfill: inserts), then after the simulator's clock moved 12 and 20 more days
@@ -68,8 +68,8 @@ async fn simulator(latency_ms: u64) -> SimServer {
     .expect("simulator")
 }
 
-/// Every stream: clients, transactions (most of the pages), declines and settlements with the
-/// reconciliation, for 3 clients.
+/// Every stream: clients, customers, settlements, transactions (most of the pages), declines
+/// with the reconciliation, and payouts, for 3 clients.
 const ARGS: [&str; 3] = ["sync", "--stream", "all"];
 
 /// The binary's environment: the simulator's today, fast retries, a short heartbeat.
@@ -279,8 +279,11 @@ async fn sigkill_at_random_points_then_restart_ends_as_the_clean_run(pool: PgPoo
             assert!(remaining >= 0, "more events than the clean run: {kills:#?}");
             // First after a seeded share of what is left has committed, plus a few ms (inside
             // the next page's fetch or transaction), the third one possibly during start-up
-            // instead; then once the declines runs, and once the settlements runs, have started.
+            // instead; then once the declines runs (the customers runs in the second phase),
+            // and once the settlements runs (the payouts run in the third), have started.
             let (aim, delay_ms) = match attempt {
+                3 if phase == 1 => (Aim::Stream("customers"), rng.below(60)),
+                4 if phase == 2 => (Aim::Stream("payouts"), rng.below(60)),
                 3 => (Aim::Stream("declines"), rng.below(60)),
                 4 => (Aim::Stream("settlements"), rng.below(60)),
                 2 if rng.below(2) == 0 => (Aim::StartUp, rng.below(250)),
@@ -468,7 +471,7 @@ async fn sigkill_at_random_points_then_restart_ends_as_the_clean_run(pool: PgPoo
     }
     println!(
         "  kills survived: {} (of {} attempts); runs interrupted: transactions {}, declines {}, \
-         settlements {}, clients {}; {after_pages} after the interrupted run had committed \
+         settlements {}, clients {}, customers {}, payouts {}; {after_pages} after the interrupted run had committed \
          pages, {while_writing} inside an uncommitted write transaction, {mid_phase} after \
          part of the phase's events committed and before the rest; end state identical to \
          the clean run after each phase: rows lost 0, duplicate events 0 ({} events); \
@@ -479,6 +482,8 @@ async fn sigkill_at_random_points_then_restart_ends_as_the_clean_run(pool: PgPoo
         by_stream("declines"),
         by_stream("settlements"),
         by_stream("clients"),
+        by_stream("customers"),
+        by_stream("payouts"),
         clean[PHASES.len() - 1].1
     );
     assert!(

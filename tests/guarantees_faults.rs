@@ -40,11 +40,13 @@ const LAG_DAYS: u32 = 4;
 const REMOVAL_RATE: f64 = 0.02;
 /// The streams of one simulated day: every stream (`--stream all` order), then the
 /// transaction report again.
-const DAY: [Stream; 5] = [
+const DAY: [Stream; 7] = [
     Stream::Clients,
+    Stream::Customers,
     Stream::Settlements,
     Stream::Transactions,
     Stream::Declines,
+    Stream::Payouts,
     Stream::Transactions,
 ];
 const FAULT_RATE: f64 = 0.2;
@@ -192,6 +194,8 @@ async fn all_streams_under_20_percent_faults_end_identical_to_a_fault_free_run(p
         "Chargeback",
         "settlement.changed",
         "reconciliation.matched",
+        "customer.changed",
+        "payout.changed",
     ] {
         assert!(
             kinds.iter().any(|(k, n)| k == kind && *n > 0),
@@ -199,6 +203,9 @@ async fn all_streams_under_20_percent_faults_end_identical_to_a_fault_free_run(p
         );
     }
     assert_eq!(clean.rows("clients").len(), 3);
+    for table in ["customers", "transaction_schedules", "payouts"] {
+        assert!(!clean.rows(table).is_empty(), "the clean run fills {table}");
+    }
     assert_eq!(
         sqlx::query_scalar::<_, i64>(
             "select count(distinct client_id) from rotessa.sync_state where client_id <> 0"

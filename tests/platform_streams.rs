@@ -103,6 +103,9 @@ async fn all_three_reports_sync_for_three_clients(pool: PgPool) {
         names,
         vec![
             ("clients", 0),
+            ("customers", 1001),
+            ("customers", 1002),
+            ("customers", 1003),
             ("settlements", 1001),
             ("settlements", 1002),
             ("settlements", 1003),
@@ -110,6 +113,7 @@ async fn all_three_reports_sync_for_three_clients(pool: PgPool) {
             ("declines", 1001),
             ("declines", 1002),
             ("declines", 1003),
+            ("payouts", 0),
         ]
     );
     assert_eq!(count(&pool, "rotessa.clients").await, 3);
@@ -562,10 +566,21 @@ async fn reconcile_prints_mismatches_first(pool: PgPool) {
 }
 
 #[sqlx::test]
-async fn a_v1_account_runs_transactions_only(pool: PgPool) {
+async fn a_v1_account_runs_transactions_and_customers_only(pool: PgPool) {
     let server = MockServer::start().await;
     wiremock::Mock::given(wiremock::matchers::path("/v1/transaction_report"))
         .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(rows(1..=3, "Approved")))
+        .mount(&server)
+        .await;
+    // v1's list, as documented: no bank numbers, no schedules.
+    wiremock::Mock::given(wiremock::matchers::path("/v1/customers"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!([
+            {"active": true, "bank_name": "Scotiabank", "created_at": "2015-02-10T23:50:45.000-06:00",
+             "custom_identifier": "Mikey", "customer_type": "Personal", "email": "mike at example",
+             "home_phone": "(204) 555 4444", "id": 1, "identifier": "MikeSmith0001",
+             "name": "Mike Smith", "phone": "(204) 555 5555",
+             "updated_at": "2015-04-24T15:56:23.000-05:00"}
+        ])))
         .mount(&server)
         .await;
     let db = database_url(&pool);
@@ -586,9 +601,25 @@ async fn a_v1_account_runs_transactions_only(pool: PgPool) {
         "{text}"
     );
     assert!(text.contains("transactions [all clients] run"), "{text}");
-    assert!(!text.contains("declines") || text.contains("clients, declines and settlements need"));
+    assert!(text.contains("customers [all clients] run"), "{text}");
+    assert!(
+        !text.contains("declines")
+            || text.contains("clients, declines, settlements and payouts need")
+    );
     assert_eq!(count(&pool, "rotessa.transactions").await, 3);
-    for r in server.received_requests().await.unwrap() {
+    let customer: (Option<i64>, String, Option<String>) =
+        sqlx::query_as("select client_id, name, phone from rotessa.customers")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(customer, (None, "Mike Smith".to_owned(), None));
+    for r in server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() != "/v1/customers")
+    {
         assert_eq!(r.url.path(), "/v1/transaction_report");
         let query = r.url.query().unwrap_or_default();
         assert!(

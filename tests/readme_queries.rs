@@ -51,6 +51,21 @@ async fn every_accounting_query_runs(pool: PgPool) {
             (0, "0.00"),
         )],
     );
+    p.customers.insert(
+        7,
+        vec![serde_json::json!({
+            "id": 10, "name": "Mike Smith", "custom_identifier": "MikeS", "active": true,
+            "account_number": "23123132", "transaction_schedules": [
+                {"id": 5, "amount": "100.00", "frequency": "Monthly", "installments": 5,
+                 "process_date": "2026-09-01", "next_process_date": "2026-12-01", "active": true}
+            ]
+        })],
+    );
+    p.payouts = vec![serde_json::json!({
+        "amount": "2.26", "id": 900, "status": "Approved", "transaction_amount": "100.00",
+        "customer": {"id": 10},
+        "financial_transaction": {"id": 1, "settlement_date": "2026-11-10"}
+    })];
     p.mount(&server).await;
     let syncer = syncer(
         &pool,
@@ -74,4 +89,5 @@ async fn every_accounting_query_runs(pool: PgPool) {
     // Approved per settlement date, and the injected mismatch, are found.
     assert_eq!(returned[0], 1, "approved amount per settlement date");
     assert_eq!(returned[4], 1, "reconciliation mismatches");
+    assert_eq!(returned[10], 1, "platform payouts per month");
 }

@@ -2169,3 +2169,872 @@ async fn serve_a_million_rows(config: SimConfig, prepare: impl FnOnce(&SimServer
     );
     rows_seen
 }
+
+// ---------------------------------------------------------------------------------------------
+// Customers, schedules and the payout report.
+
+/// The documented keys of a customer in `GET /v2/clients/{id}/customers`.
+const CUSTOMER_FIELDS: [&str; 21] = [
+    "account_number",
+    "active",
+    "address",
+    "authorization_type",
+    "bank_account_type",
+    "bank_name",
+    "created_at",
+    "custom_identifier",
+    "customer_type",
+    "email",
+    "financial_transactions",
+    "home_phone",
+    "id",
+    "identifier",
+    "institution_number",
+    "name",
+    "phone",
+    "routing_number",
+    "transaction_schedules",
+    "transit_number",
+    "updated_at",
+];
+
+/// The documented keys of a customer's nested financial transaction.
+const NESTED_TRANSACTION_FIELDS: [&str; 18] = [
+    "account_number",
+    "amount",
+    "comment",
+    "created_at",
+    "custom_identifier",
+    "customer_id",
+    "earliest_approval_date",
+    "id",
+    "institution_number",
+    "process_date",
+    "settlement_date",
+    "status",
+    "status_reason",
+    "transaction_number",
+    "transaction_schedule_id",
+    "transit_number",
+    "updated_at",
+    "zapier_identifier",
+];
+
+/// The documented keys of a customer's nested transaction schedule.
+const SCHEDULE_FIELDS: [&str; 10] = [
+    "active",
+    "amount",
+    "comment",
+    "created_at",
+    "frequency",
+    "id",
+    "installments",
+    "next_process_date",
+    "process_date",
+    "updated_at",
+];
+
+/// The documented keys of a v1 customer (doc 002, "Get All Customers").
+const V1_CUSTOMER_FIELDS: [&str; 12] = [
+    "active",
+    "bank_name",
+    "created_at",
+    "custom_identifier",
+    "customer_type",
+    "email",
+    "home_phone",
+    "id",
+    "identifier",
+    "name",
+    "phone",
+    "updated_at",
+];
+
+/// The documentation's "Get all customers for a specific client" sample (doc 001), transcribed
+/// here independently of the simulator's copy (its email has a no-break space, as the doc's text).
+const DOC_CUSTOMER: &str = "{\"account_number\":\"23123132\",\"active\":true,\"address\":{\
+    \"address_1\":\"123 Main Street\",\"address_2\":\"Unit 4\",\"city\":\"Toronto\",\"id\":242317,\
+    \"postal_code\":\"M1B 0B7\",\"province_code\":\"QC\"},\"authorization_type\":null,\
+    \"bank_account_type\":null,\"bank_name\":\"Scotiabank\",\
+    \"created_at\":\"2020-10-22T13:27:34.000-05:00\",\"custom_identifier\":\"MikeS\",\
+    \"customer_type\":\"Personal\",\"email\":\"[email\u{a0}protected]\",\
+    \"financial_transactions\":[{\"account_number\":\"****32\",\"amount\":\"100.00\",\
+    \"comment\":\"Monthly Fees\",\"created_at\":\"2021-03-26T16:02:05.338-05:00\",\
+    \"custom_identifier\":\"16472\",\"customer_id\":174527,\"earliest_approval_date\":\"2021-04-02\",\
+    \"id\":12341234,\"institution_number\":\"*33\",\"process_date\":\"2021-03-27\",\
+    \"settlement_date\":\"2021-04-05\",\"status\":\"Approved\",\"status_reason\":null,\
+    \"transaction_number\":\"INV1234123\",\"transaction_schedule_id\":1234321,\
+    \"transit_number\":\"***11\",\"updated_at\":\"2021-04-05T11:02:20.222-05:00\",\
+    \"zapier_identifier\":null}],\"home_phone\":null,\"id\":174527,\"identifier\":\"MIKESMIT0007\",\
+    \"institution_number\":\"333\",\"name\":\"Mike Smith\",\"phone\":null,\"routing_number\":null,\
+    \"transaction_schedules\":[{\"active\":true,\"amount\":\"100.00\",\"comment\":\"Monthly Fees\",\
+    \"created_at\":\"2021-03-26T10:00:01.117-05:00\",\"frequency\":\"Monthly\",\"id\":1234321,\
+    \"installments\":5,\"next_process_date\":\"2021-04-27\",\"process_date\":\"2021-03-27\",\
+    \"updated_at\":\"2021-03-26T16:03:08.725-05:00\"}],\"transit_number\":\"11111\",\
+    \"updated_at\":\"2020-10-22T13:28:42.000-05:00\"}";
+
+/// The documentation's "Payout Report" sample (doc 001), transcribed independently.
+const DOC_PAYOUT: &str = "{\"amount\":\"1.0\",\"customer\":{\"account_number\":\"23123132\",\
+    \"active\":true,\"authorization_type\":null,\"bank_account_type\":null,\
+    \"bank_name\":\"Scotiabank\",\"created_at\":\"2020-10-22T13:27:34.000-05:00\",\
+    \"custom_identifier\":\"MikeSmith\",\"customer_type\":\"Personal\",\
+    \"email\":\"[email\u{a0}protected]\",\"home_phone\":null,\"id\":174527,\
+    \"identifier\":\"MIKESMIT0007\",\"institution_number\":\"333\",\"name\":\"Mike Smith\",\
+    \"phone\":\"\",\"routing_number\":null,\"transit_number\":\"11111\",\
+    \"updated_at\":\"2020-10-22T13:35:29.000-05:00\"},\"financial_transaction\":null,\"id\":null,\
+    \"status\":\"Future\",\"transaction_amount\":\"100.00\"}";
+
+fn keys_of(v: &Value) -> BTreeSet<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
+fn set_of<const N: usize>(keys: [&'static str; N]) -> BTreeSet<&'static str> {
+    keys.into_iter().collect()
+}
+
+fn timestamp(v: &Value, key: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(str_of(v, key).unwrap())
+        .unwrap_or_else(|e| panic!("{key} of {v}: {e}"))
+}
+
+/// The raw customer list of `client`.
+async fn customers_body(http: &reqwest::Client, sim: &SimServer, client: i64) -> Vec<u8> {
+    let (status, body) = get(http, sim, &format!("/v2/clients/{client}/customers"), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    body
+}
+
+/// Every client's customers: customer id -> (client id, customer object).
+async fn all_customers(http: &reqwest::Client, sim: &SimServer) -> BTreeMap<i64, (i64, Value)> {
+    let mut out = BTreeMap::new();
+    for client in sim.handle().client_ids() {
+        let list = rows(&customers_body(http, sim, client).await);
+        let listed: Vec<i64> = list.iter().map(|c| c["id"].as_i64().unwrap()).collect();
+        assert!(listed.windows(2).all(|w| w[0] < w[1]), "id order");
+        for c in list {
+            let id = c["id"].as_i64().unwrap();
+            assert!(out.insert(id, (client, c)).is_none(), "{id} listed twice");
+        }
+    }
+    out
+}
+
+/// One payout report, by query string.
+async fn payouts_of(
+    http: &reqwest::Client,
+    sim: &SimServer,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> Vec<Value> {
+    let (status, body) = get(http, sim, "/v2/payout_report", &wide(start, end)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    rows(&body)
+}
+
+/// A payout amount as the documentation writes it ("1.0", "2.3", "2.26") in cents.
+fn payout_cents(text: &str) -> i64 {
+    let (units, frac) = text.split_once('.').unwrap();
+    let frac = match frac.len() {
+        1 => frac.parse::<i64>().unwrap() * 10,
+        2 => {
+            assert!(
+                !frac.ends_with('0'),
+                "{text}: one place when the cent digit is 0"
+            );
+            frac.parse::<i64>().unwrap()
+        }
+        _ => panic!("{text}"),
+    };
+    units.parse::<i64>().unwrap() * 100 + frac
+}
+
+/// The last two characters of a masked number (`"*****42"` -> `"42"`).
+fn last2(masked: &str) -> &str {
+    &masked[masked.len() - 2..]
+}
+
+#[tokio::test]
+async fn customers_are_listed_as_documented_and_agree_with_the_reports() {
+    let sim = start(config(4000)).await;
+    let http = reqwest::Client::new();
+    let today = sim.today();
+    let customers = all_customers(&http, &sim).await;
+    assert_eq!(customers.len(), 2000, "every customer of the account, once");
+    let report = all_rows(
+        &http,
+        &sim,
+        "/v2/transaction_report",
+        &wide(d("2025-01-01"), d("2027-12-31")),
+    )
+    .await;
+    assert_eq!(report.len(), 4000);
+
+    // The documented shapes, nested objects included.
+    let mut american = 0;
+    for (client, c) in customers.values() {
+        assert_eq!(keys_of(c), set_of(CUSTOMER_FIELDS), "{c}");
+        assert_eq!(
+            keys_of(&c["address"]),
+            set_of([
+                "address_1",
+                "address_2",
+                "city",
+                "id",
+                "postal_code",
+                "province_code"
+            ])
+        );
+        assert_eq!(c["active"], true);
+        assert!(matches!(
+            str_of(c, "customer_type"),
+            Some("Personal" | "Business")
+        ));
+        let account = str_of(c, "account_number").unwrap();
+        assert!(account.len() >= 5 && account.bytes().all(|b| b.is_ascii_digit()));
+        if let Some(phone) = str_of(c, "phone") {
+            assert!(phone.len() == 10 && phone.bytes().all(|b| b.is_ascii_digit()));
+        }
+        let digits = |key: &str, n: usize| {
+            let v = str_of(c, key).unwrap();
+            v.len() == n && v.bytes().all(|b| b.is_ascii_digit())
+        };
+        if c["routing_number"].is_null() {
+            assert!(
+                digits("institution_number", 3) && digits("transit_number", 5),
+                "{c}"
+            );
+            assert!(c["bank_account_type"].is_null() && c["authorization_type"].is_null());
+        } else {
+            american += 1;
+            assert!(digits("routing_number", 9), "{c}");
+            assert_eq!(
+                (
+                    c["institution_number"].as_str(),
+                    c["transit_number"].as_str()
+                ),
+                (Some(""), Some(""))
+            );
+            assert!(matches!(
+                str_of(c, "bank_account_type"),
+                Some("Checking" | "Savings")
+            ));
+            assert!(matches!(
+                str_of(c, "authorization_type"),
+                Some("Online" | "In Person")
+            ));
+        }
+        assert!(timestamp(c, "updated_at") >= timestamp(c, "created_at"));
+        for t in c["financial_transactions"].as_array().unwrap() {
+            assert_eq!(keys_of(t), set_of(NESTED_TRANSACTION_FIELDS), "{t}");
+        }
+        for s in c["transaction_schedules"].as_array().unwrap() {
+            assert_eq!(keys_of(s), set_of(SCHEDULE_FIELDS), "{s}");
+            assert_eq!(s["frequency"], "Monthly");
+        }
+        assert!(sim.handle().client_ids().contains(client));
+    }
+    assert!((120..300).contains(&american), "about 1 in 10: {american}");
+
+    // The unmasked numbers end with the reports' masked digits, and the report rows belong to
+    // the client whose list has their customer.
+    let mut by_customer: BTreeMap<i64, Vec<&Value>> = BTreeMap::new();
+    for row in &report {
+        let (client, c) = &customers[&row["customer_id"].as_i64().unwrap()];
+        assert_eq!(row["client_id"], *client);
+        assert_eq!(row["custom_identifier"], c["custom_identifier"]);
+        let account = str_of(c, "account_number").unwrap();
+        match &row["account_number"] {
+            Value::String(masked) => assert_eq!(last2(masked), last2(account)),
+            number => assert_eq!(number.to_string(), account, "the numeric quirk"),
+        }
+        if row["institution_number"].is_string() && c["routing_number"].is_null() {
+            let masked = |key: &str| last2(str_of(row, key).unwrap()).to_owned();
+            assert_eq!(
+                masked("institution_number"),
+                last2(str_of(c, "institution_number").unwrap())
+            );
+            assert_eq!(
+                masked("transit_number"),
+                last2(str_of(c, "transit_number").unwrap())
+            );
+        }
+        by_customer
+            .entry(row["customer_id"].as_i64().unwrap())
+            .or_default()
+            .push(row);
+    }
+
+    // Schedules: one per schedule id of the reports, with its installments, dates and amount;
+    // the nested transactions: the three most recent processed by today, as the report says.
+    let mut listed_schedules = 0;
+    for (id, (_, c)) in &customers {
+        let rows = by_customer.get(id).cloned().unwrap_or_default();
+        let mut schedules: BTreeMap<i64, Vec<&Value>> = BTreeMap::new();
+        for row in &rows {
+            schedules
+                .entry(row["transaction_schedule_id"].as_i64().unwrap())
+                .or_default()
+                .push(row);
+        }
+        let served = c["transaction_schedules"].as_array().unwrap();
+        assert_eq!(
+            served
+                .iter()
+                .map(|s| s["id"].as_i64().unwrap())
+                .collect::<Vec<_>>(),
+            schedules.keys().copied().collect::<Vec<_>>(),
+            "customer {id}"
+        );
+        listed_schedules += served.len();
+        for s in served {
+            let txs = &schedules[&s["id"].as_i64().unwrap()];
+            assert_eq!(s["installments"].as_u64().unwrap() as usize, txs.len());
+            let dates: Vec<NaiveDate> = txs
+                .iter()
+                .map(|r| date_of(r, "process_date").unwrap())
+                .collect();
+            assert_eq!(date_of(s, "process_date"), dates.iter().min().copied());
+            let next = dates.iter().filter(|d| **d > today).min().copied();
+            assert_eq!(date_of(s, "next_process_date"), next);
+            assert_eq!(s["active"], next.is_some());
+            assert!(txs.iter().all(|r| r["amount"] == s["amount"]));
+            assert!(timestamp(s, "created_at") >= timestamp(c, "created_at"));
+        }
+        if let Some(first) = rows.iter().map(|r| timestamp(r, "created_at")).min() {
+            assert!(
+                timestamp(c, "created_at") < first,
+                "created before its first transaction"
+            );
+        }
+        let processed: Vec<&&Value> = rows
+            .iter()
+            .filter(|r| date_of(r, "process_date").unwrap() <= today)
+            .collect();
+        let recent = &processed[processed.len().saturating_sub(3)..];
+        let nested = c["financial_transactions"].as_array().unwrap();
+        assert_eq!(nested.len(), recent.len(), "customer {id}");
+        for (t, row) in nested.iter().zip(recent) {
+            for key in [
+                "id",
+                "amount",
+                "status",
+                "status_reason",
+                "updated_at",
+                "transaction_number",
+            ] {
+                assert_eq!(t[key], row[key], "{key} of {t}");
+            }
+            assert_eq!(t["transaction_schedule_id"], row["transaction_schedule_id"]);
+            assert_eq!(
+                date_of(t, "settlement_date"),
+                date_of(row, "settlement_date")
+            );
+            assert_eq!(
+                last2(str_of(t, "account_number").unwrap()),
+                last2(str_of(c, "account_number").unwrap())
+            );
+            assert!(str_of(t, "account_number").unwrap().starts_with("****"));
+        }
+    }
+    assert!(listed_schedules > 2000);
+
+    // Two reads with nothing changed are byte-identical; the clock changes the schedules.
+    let a = customers_body(&http, &sim, 4325).await;
+    assert_eq!(a, customers_body(&http, &sim, 4325).await);
+    sim.advance(20);
+    let later = customers_body(&http, &sim, 4325).await;
+    assert_ne!(a, later);
+    assert_eq!(later, customers_body(&http, &sim, 4325).await);
+    // The same seed gives the same bytes.
+    let twin = start(config(4000)).await;
+    twin.advance(20);
+    assert_eq!(later, customers_body(&http, &twin, 4325).await);
+
+    // An unknown client is a documented 404.
+    let (status, body) = get(&http, &sim, "/v2/clients/999/customers", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "not_found");
+}
+
+#[tokio::test]
+async fn v1_customers_have_the_v1_shape() {
+    let sim = start(config(2000)).await;
+    let http = reqwest::Client::new();
+    let (status, body) = get(&http, &sim, "/v1/customers", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let v1 = rows(&body);
+    let v2 = all_customers(&http, &sim).await;
+    assert_eq!(v1.len(), v2.len());
+    for c in &v1 {
+        assert_eq!(keys_of(c), set_of(V1_CUSTOMER_FIELDS), "{c}");
+        let (_, full) = &v2[&c["id"].as_i64().unwrap()];
+        for key in V1_CUSTOMER_FIELDS {
+            assert_eq!(c[key], full[key], "{key}");
+        }
+    }
+    let ids: Vec<i64> = v1.iter().map(|c| c["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(body, get(&http, &sim, "/v1/customers", &[]).await.1);
+}
+
+#[tokio::test]
+async fn customer_edits_and_schedule_removals_change_later_reads() {
+    let sim = start(config(3000)).await;
+    let http = reqwest::Client::new();
+    let q = wide(d("2025-01-01"), d("2027-12-31"));
+    let report_before = get(&http, &sim, "/v2/transaction_report", &q).await.1;
+    let before = all_customers(&http, &sim).await;
+    let version = admin_state(&http, &sim).await["scenario_version"]
+        .as_u64()
+        .unwrap();
+    let (&id, (client, original)) = before.iter().nth(7).unwrap();
+    let client = *client;
+
+    // A name, by JSON body: the answer and the lists show it, updated today.
+    let edited: Value = http
+        .post(format!("{}/_sim/customer", sim.base_url()))
+        .json(&serde_json::json!({"id": id, "name": "Jane Q Doe"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(edited["id"], id);
+    assert_eq!(edited["name"], "Jane Q Doe");
+    assert_eq!(edited["email"], original["email"]);
+    let updated = timestamp(&edited, "updated_at");
+    assert_eq!(updated.date_naive(), sim.today());
+    let after = all_customers(&http, &sim).await;
+    let now = &after[&id].1;
+    assert_eq!(now["name"], "Jane Q Doe");
+    assert_eq!(now["updated_at"], edited["updated_at"]);
+    assert!(timestamp(now, "updated_at") > timestamp(original, "updated_at"));
+    for (other, (_, c)) in &before {
+        if *other != id {
+            assert_eq!(&after[other].1, c, "customer {other} unchanged");
+        }
+    }
+    for key in CUSTOMER_FIELDS {
+        if !["name", "updated_at"].contains(&key) {
+            assert_eq!(now[key], original[key], "{key}");
+        }
+    }
+    let state = admin_state(&http, &sim).await;
+    assert_eq!(state["customers_edited"], 1);
+    assert!(state["scenario_version"].as_u64().unwrap() > version);
+
+    // An email, by query string, later the same day: a later updated_at, the name kept; v1 and
+    // the payouts show the customer as it is now.
+    let (status, again) = admin(
+        &http,
+        &sim,
+        "customer",
+        &[("id", id.to_string()), ("email", "jane@example.org".into())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(
+        (again["name"].as_str(), again["email"].as_str()),
+        (Some("Jane Q Doe"), Some("jane@example.org"))
+    );
+    assert!(timestamp(&again, "updated_at") > updated);
+    let v1 = rows(&get(&http, &sim, "/v1/customers", &[]).await.1);
+    let mine = v1.iter().find(|c| c["id"] == id).unwrap();
+    assert_eq!(
+        (mine["name"].as_str(), mine["email"].as_str()),
+        (Some("Jane Q Doe"), Some("jane@example.org"))
+    );
+    assert_eq!(mine["updated_at"], again["updated_at"]);
+    let payouts = payouts_of(&http, &sim, d("2025-01-01"), d("2027-12-31")).await;
+    let theirs: Vec<&Value> = payouts
+        .iter()
+        .filter(|p| p["customer"]["id"] == id)
+        .collect();
+    assert!(!theirs.is_empty());
+    assert!(theirs.iter().all(|p| p["customer"]["name"] == "Jane Q Doe"
+        && p["customer"]["updated_at"] == again["updated_at"]));
+    // The reports do not change.
+    assert_eq!(
+        get(&http, &sim, "/v2/transaction_report", &q).await.1,
+        report_before
+    );
+
+    // Refusals: an unknown customer, no id, nothing to change, a bad email.
+    let (status, answer) = admin(
+        &http,
+        &sim,
+        "customer",
+        &[("id", "42".into()), ("name", "X".into())],
+    )
+    .await;
+    assert_eq!(
+        (status, error_of(&answer).0),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (status, _) = admin(&http, &sim, "customer", &[("name", "X".into())]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = admin(&http, &sim, "customer", &[("id", id.to_string())]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = admin(
+        &http,
+        &sim,
+        "customer",
+        &[("id", id.to_string()), ("email", "no at sign".into())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // A schedule removed: gone from its customer's list, its transactions still reported.
+    let list = rows(&customers_body(&http, &sim, client).await);
+    let owner = list
+        .iter()
+        .find(|c| !c["transaction_schedules"].as_array().unwrap().is_empty())
+        .unwrap();
+    let schedule = owner["transaction_schedules"][0]["id"].as_i64().unwrap();
+    let schedule_rows = |rows: &[Value]| {
+        rows.iter()
+            .filter(|r| r["transaction_schedule_id"] == schedule)
+            .count()
+    };
+    let reported = schedule_rows(&all_rows(&http, &sim, "/v2/transaction_report", &q).await);
+    assert!(reported > 0);
+    let removed: Value = http
+        .post(format!("{}/_sim/schedule_remove", sim.base_url()))
+        .json(&serde_json::json!({"id": schedule}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(removed["id"], schedule);
+    assert_eq!(removed["customer_id"], owner["id"]);
+    assert_eq!(removed["removed_on"], sim.today().to_string());
+    let list_after = rows(&customers_body(&http, &sim, client).await);
+    let owner_after = list_after.iter().find(|c| c["id"] == owner["id"]).unwrap();
+    let remaining: Vec<&Value> = owner_after["transaction_schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert!(remaining.iter().all(|s| s["id"] != schedule));
+    assert_eq!(
+        remaining.len() + 1,
+        owner["transaction_schedules"].as_array().unwrap().len()
+    );
+    assert_eq!(
+        owner_after["updated_at"], owner["updated_at"],
+        "only /_sim/customer updates it"
+    );
+    assert_eq!(
+        schedule_rows(&all_rows(&http, &sim, "/v2/transaction_report", &q).await),
+        reported
+    );
+    assert_eq!(admin_state(&http, &sim).await["schedules_removed"], 1);
+    // Gone for good, and the same bytes on every read.
+    sim.advance(3);
+    let body = customers_body(&http, &sim, client).await;
+    assert_eq!(body, customers_body(&http, &sim, client).await);
+    assert!(rows(&body).iter().all(|c| {
+        c["transaction_schedules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["id"] != schedule)
+    }));
+    // Refusals: removed already, unknown.
+    let (status, answer) = admin(
+        &http,
+        &sim,
+        "schedule_remove",
+        &[("id", schedule.to_string())],
+    )
+    .await;
+    assert_eq!(
+        (status, error_of(&answer).0),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_transition")
+    );
+    for unknown in [1, 330_000, 330_001 + 2 * 2000] {
+        let (status, _) = admin(
+            &http,
+            &sim,
+            "schedule_remove",
+            &[("id", unknown.to_string())],
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}");
+    }
+    let (status, _) = admin(&http, &sim, "schedule_remove", &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_payout_report_has_one_payout_per_transaction() {
+    let sim = start(config(3000)).await;
+    let http = reqwest::Client::new();
+    for step in 0..2 {
+        if step == 1 {
+            // Changes made on demand move payouts and settlements alike.
+            let charged = sim.transaction_ids_with_status("Chargeback");
+            sim.reverse(charged[0]).unwrap();
+            let declined = sim.transaction_ids_with_status("Declined");
+            sim.resubmit(declined[0], None).unwrap();
+            sim.advance(25);
+        }
+        let today = sim.today();
+        // A window: one payout per transaction of the report's window, in the same order.
+        let (from, to) = (today - chrono::Days::new(20), today + chrono::Days::new(20));
+        let payouts = payouts_of(&http, &sim, from, to).await;
+        let txs = all_rows(&http, &sim, "/v2/transaction_report", &wide(from, to)).await;
+        assert_eq!(payouts.len(), txs.len());
+        assert!(payouts.len() > 500);
+        let mut futures = 0;
+        for (p, row) in payouts.iter().zip(&txs) {
+            assert_eq!(
+                keys_of(p),
+                set_of([
+                    "amount",
+                    "customer",
+                    "financial_transaction",
+                    "id",
+                    "status",
+                    "transaction_amount"
+                ])
+            );
+            assert_eq!(p["amount"], "2.26");
+            assert_eq!(payout_cents(str_of(p, "amount").unwrap()), 226);
+            assert_eq!(p["status"], row["status"]);
+            assert_eq!(p["transaction_amount"], row["amount"]);
+            assert_eq!(p["customer"]["id"], row["customer_id"]);
+            let customer_keys: BTreeSet<&str> = set_of(CUSTOMER_FIELDS)
+                .into_iter()
+                .filter(|k| {
+                    !["address", "financial_transactions", "transaction_schedules"].contains(k)
+                })
+                .collect();
+            assert_eq!(keys_of(&p["customer"]), customer_keys);
+            if row["status"] == "Future" {
+                futures += 1;
+                assert!(
+                    p["id"].is_null() && p["financial_transaction"].is_null(),
+                    "{p}"
+                );
+            } else {
+                assert!(p["id"].as_i64().is_some(), "{p}");
+                let t = &p["financial_transaction"];
+                assert_eq!(keys_of(t), set_of(NESTED_TRANSACTION_FIELDS));
+                assert_eq!(t["id"], row["id"]);
+                assert_eq!(date_of(t, "process_date"), date_of(row, "process_date"));
+                assert_eq!(
+                    date_of(t, "settlement_date"),
+                    date_of(row, "settlement_date")
+                );
+                assert_eq!(t["updated_at"], row["updated_at"]);
+            }
+        }
+        assert!(futures > 0 && futures < payouts.len());
+        let payout_ids: Vec<i64> = payouts.iter().filter_map(|p| p["id"].as_i64()).collect();
+        assert!(
+            payout_ids.windows(2).all(|w| w[0] < w[1]),
+            "unique, in transaction order"
+        );
+
+        // Everything: the approved payouts of each client by settlement date are the
+        // settlements' number_payout and total_payout (a charged-back transaction still counts
+        // as approved on its settlement date under the default model).
+        let all = payouts_of(&http, &sim, d("2025-01-01"), d("2027-12-31")).await;
+        assert_eq!(all.len(), 3000);
+        let client_of: HashMap<i64, i64> = all_rows(
+            &http,
+            &sim,
+            "/v2/transaction_report",
+            &wide(d("2025-01-01"), d("2027-12-31")),
+        )
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r["customer_id"].as_i64().unwrap(),
+                r["client_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+        let mut paid: BTreeMap<(i64, NaiveDate), (i64, i64)> = BTreeMap::new();
+        for p in &all {
+            let Some(settled) = date_of(&p["financial_transaction"], "settlement_date") else {
+                continue;
+            };
+            if settled <= today && matches!(p["status"].as_str(), Some("Approved" | "Chargeback")) {
+                let client = client_of[&p["customer"]["id"].as_i64().unwrap()];
+                let e = paid.entry((client, settled)).or_default();
+                e.0 += 1;
+                e.1 += payout_cents(str_of(p, "amount").unwrap());
+            }
+        }
+        let mut expected: BTreeMap<(i64, NaiveDate), (i64, i64)> = BTreeMap::new();
+        for client in sim.handle().client_ids() {
+            let answer: Vec<Value> = http
+                .post(format!(
+                    "{}/v2/clients/{client}/settlements/show_by_settlement_date",
+                    sim.base_url()
+                ))
+                .header("Authorization", auth(&sim))
+                .json(&serde_json::json!({"start_date": "2025-01-01"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            for s in answer {
+                let n = s["number_payout"].as_i64().unwrap();
+                if n > 0 {
+                    expected.insert(
+                        (client, date_of(&s, "settlement_date").unwrap()),
+                        (n, cents(str_of(&s, "total_payout").unwrap())),
+                    );
+                }
+            }
+        }
+        assert!(!expected.is_empty());
+        assert_eq!(paid, expected, "on {today}");
+    }
+
+    // Parameters as the reports take them: the same bytes from a JSON body; start_date required.
+    let q = wide(d("2026-11-01"), d("2026-11-30"));
+    let by_query = get(&http, &sim, "/v2/payout_report", &q).await.1;
+    let by_body = http
+        .get(format!("{}/v2/payout_report", sim.base_url()))
+        .header("Authorization", auth(&sim))
+        .json(&serde_json::json!({"start_date": "2026-11-01", "end_date": "2026-11-30"}))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(by_query, by_body.to_vec());
+    assert_eq!(by_query, get(&http, &sim, "/v2/payout_report", &q).await.1);
+    let (status, body) = get(&http, &sim, "/v2/payout_report", &[]).await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::BAD_REQUEST, "missing_parameter")
+    );
+    let (status, _) = get(
+        &http,
+        &sim,
+        "/v2/payout_report",
+        &[("start_date", "2026-13-01".into())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = get(
+        &http,
+        &sim,
+        "/v2/payout_report",
+        &[("start_date", "2030-01-01".into())],
+    )
+    .await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"[]"[..]));
+}
+
+#[tokio::test]
+async fn documented_samples_are_served_verbatim() {
+    use rotessa_recon::sim::customers::{DOCUMENTED_CUSTOMER, DOCUMENTED_PAYOUT};
+    let sim = start(SimConfig {
+        documented_samples: true,
+        ..config(1000)
+    })
+    .await;
+    let plain = start(config(1000)).await;
+    let http = reqwest::Client::new();
+    let doc_customer: Value = serde_json::from_str(DOC_CUSTOMER).unwrap();
+    let doc_payout: Value = serde_json::from_str(DOC_PAYOUT).unwrap();
+
+    // The first client's list starts with the documented customer, byte for byte.
+    let body = customers_body(&http, &sim, 4321).await;
+    assert!(body.starts_with(format!("[{DOCUMENTED_CUSTOMER},").as_bytes()));
+    let list = rows(&body);
+    assert_eq!(list[0], doc_customer);
+    let generated = rows(&customers_body(&http, &plain, 4321).await);
+    assert_eq!(list[1..], generated[..], "then the generated customers");
+    for client in [4325, 4329] {
+        assert_eq!(
+            customers_body(&http, &sim, client).await,
+            customers_body(&http, &plain, client).await
+        );
+    }
+
+    // Every payout report starts with the documented payout, whatever its window.
+    for (from, to) in [("2026-11-01", "2026-11-30"), ("2030-01-01", "2030-01-31")] {
+        let q = wide(d(from), d(to));
+        let body = get(&http, &sim, "/v2/payout_report", &q).await.1;
+        assert!(body.starts_with(format!("[{DOCUMENTED_PAYOUT}").as_bytes()));
+        let payouts = rows(&body);
+        assert_eq!(payouts[0], doc_payout);
+        assert_eq!(
+            payouts[1..],
+            rows(&get(&http, &plain, "/v2/payout_report", &q).await.1)[..]
+        );
+    }
+    // Off by default: the documentation's customer is nowhere.
+    assert!(generated.iter().all(|c| c["id"] != 174527));
+    // The reports are the same either way.
+    let q = wide(d("2025-01-01"), d("2027-12-31"));
+    assert_eq!(
+        get(&http, &sim, "/v2/transaction_report", &q).await,
+        get(&http, &plain, "/v2/transaction_report", &q).await
+    );
+}
+
+#[tokio::test]
+async fn the_customer_and_payout_routes_need_the_key_and_are_faulted() {
+    let sim = start(SimConfig {
+        fault_rate: 1.0,
+        ..config(300)
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let paths = [
+        "/v2/clients/4321/customers",
+        "/v1/customers",
+        "/v2/payout_report?start_date=2026-11-01",
+    ];
+    // Every request faulted: never a complete answer.
+    for path in paths {
+        for _ in 0..10 {
+            let sent = http
+                .get(format!("{}{path}", sim.base_url()))
+                .header("Authorization", auth(&sim))
+                .send()
+                .await;
+            let Ok(response) = sent else { continue };
+            let status = response.status();
+            if let Ok(body) = response.bytes().await {
+                let complete = serde_json::from_slice::<Vec<Value>>(&body).is_ok();
+                assert!(!(status == StatusCode::OK && complete), "{path}: a fault");
+            }
+        }
+    }
+    let stats = sim.stats();
+    assert_eq!((stats.requests_served, stats.faults.total()), (30, 30));
+
+    // Without the key: 401, once faults are off.
+    sim.set_faults(0.0, std::time::Duration::ZERO);
+    for path in paths {
+        let r = http
+            .get(format!("{}{path}", sim.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let r = http
+            .get(format!("{}{path}", sim.base_url()))
+            .header("Authorization", auth(&sim))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+}

@@ -129,8 +129,9 @@ pub async fn run() -> Result<ExitCode, Failure> {
     }
 }
 
-const EXPLORE: [&str; 5] = [
+const EXPLORE: [&str; 6] = [
     "select status, count(*), sum(amount) from rotessa.transactions where removed_at is null group by status;",
+    "select c.name, t.status, count(*), sum(t.amount) from rotessa.transactions t join rotessa.customers c on c.id = t.customer_id group by 1, 2 order by 1, 2 limit 20;",
     "select * from rotessa.transaction_status_history where from_status is not null order by observed_at desc limit 20;",
     "select seq, type, payload from rotessa.outbox order by txid, seq limit 20;",
     "select id, stream, client_id, status, pages, rows_seen, rows_inserted, rows_updated, events_emitted from rotessa.sync_runs order by id;",
@@ -261,6 +262,17 @@ async fn inject_mismatch(store: &Store, sim: &SimServer) -> Result<(), Failure> 
     Ok(())
 }
 
+/// A status change as the demo prints it, with its customer's name.
+#[derive(sqlx::FromRow)]
+struct ChangeLine {
+    transaction_id: i64,
+    from_status: String,
+    to_status: String,
+    status_reason: Option<String>,
+    amount: rust_decimal::Decimal,
+    customer: Option<String>,
+}
+
 async fn summary(store: &Store, today: chrono::NaiveDate) -> Result<(), Failure> {
     let pool = store.pool();
     println!("\nWhat landed");
@@ -291,21 +303,75 @@ async fn summary(store: &Store, today: chrono::NaiveDate) -> Result<(), Failure>
         println!("  {from:>12} -> {to:<11} {n:>6}");
     }
 
+    let recent: Vec<ChangeLine> = sqlx::query_as(
+        "select h.transaction_id, h.from_status, h.to_status, h.status_reason, t.amount, \
+                coalesce(c.name, 'customer ' || t.customer_id) as customer \
+         from rotessa.transaction_status_history h \
+         join rotessa.transactions t on t.id = h.transaction_id \
+         left join rotessa.customers c on c.id = t.customer_id \
+         where h.from_status is not null and h.change = 'status' \
+         order by h.observed_at desc, h.id desc limit 8",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading recent status changes")?;
+    println!("\nLatest status changes, with the customer (rotessa.customers):");
+    for c in &recent {
+        let reason = c
+            .status_reason
+            .as_deref()
+            .map_or(String::new(), |r| format!(" ({r})"));
+        println!(
+            "  transaction {}  {:<22} {:>9}  {} -> {}{reason}",
+            c.transaction_id,
+            c.customer.as_deref().unwrap_or("-"),
+            c.amount,
+            c.from_status,
+            c.to_status
+        );
+    }
+
+    let (customers, schedules, payouts, payout_total): (i64, i64, i64, rust_decimal::Decimal) =
+        sqlx::query_as(
+            "select (select count(*) from rotessa.customers where removed_at is null), \
+                    (select count(*) from rotessa.transaction_schedules where removed_at is null), \
+                    (select count(*) from rotessa.payouts where removed_at is null), \
+                    (select coalesce(sum(amount), 0) from rotessa.payouts \
+                     where removed_at is null and status = 'Approved')",
+        )
+        .fetch_one(pool)
+        .await
+        .context("counting customers and payouts")?;
+    println!(
+        "\nrotessa.customers: {customers}; rotessa.transaction_schedules: {schedules}; \
+         rotessa.payouts: {payouts} (approved payouts to the platform: {payout_total})"
+    );
+
     let (events, transitions): (i64, i64) = sqlx::query_as(
-        "select count(*), count(*) filter (where payload->>'from_status' is not null) \
+        "select count(*), count(*) filter (where type = 'transaction.status_changed' \
+                                             and payload->>'from_status' is not null) \
          from rotessa.outbox",
     )
     .fetch_one(pool)
     .await
     .context("counting outbox events")?;
+    let by_type: Vec<(String, i64)> =
+        sqlx::query_as("select type, count(*) from rotessa.outbox group by 1 order by 2 desc, 1")
+            .fetch_all(pool)
+            .await
+            .context("counting outbox events by type")?;
+    let by_type: Vec<String> = by_type.iter().map(|(t, n)| format!("{t} {n}")).collect();
     println!(
-        "\nOutbox: {events} events ({transitions} status transitions, the rest first sightings); a few:"
+        "\nOutbox: {events} events ({transitions} status transitions); by type: {}; a few:",
+        by_type.join(", ")
     );
     let samples: Vec<(String, serde_json::Value)> = sqlx::query_as(
-        "(select type, payload from rotessa.outbox where payload->>'from_status' is null order by seq limit 1) \
+        "(select type, payload from rotessa.outbox where type = 'transaction.status_changed' \
+            and payload->>'from_status' is null order by seq limit 1) \
          union all \
          (select distinct on (payload->>'to_status') type, payload from rotessa.outbox \
-          where payload->>'from_status' is not null order by payload->>'to_status', seq desc)",
+          where type = 'transaction.status_changed' and payload->>'from_status' is not null \
+          order by payload->>'to_status', seq desc)",
     )
     .fetch_all(pool)
     .await

@@ -21,7 +21,7 @@ pub async fn run(settings: Arc<Settings>, args: RunArgs) -> Result<ExitCode, Fai
     let key = settings.api_key()?.clone();
     if settings.rotessa.api_version == crate::config::ApiVersion::V1 {
         tracing::info!(
-            "v1 (single-merchant) account: only the transactions stream runs; clients, declines and settlements need the v2 platform API"
+            "v1 (single-merchant) account: only the transactions and customers streams run; clients, declines, settlements and payouts need the v2 platform API"
         );
     }
     crate::daemon::run(settings, &key, !args.no_migrate)

@@ -73,6 +73,10 @@ pub struct SimArgs {
     /// approved there).
     #[arg(long, default_value = "decline_date", value_name = "MODEL", value_parser = chargeback_on)]
     pub chargeback_on: ChargebackOn,
+    /// Serve the documentation's sample objects verbatim first: its customer at the start of the
+    /// first client's customer list, its (Future) payout at the start of every payout report.
+    #[arg(long)]
+    pub documented_samples: bool,
 }
 
 fn chargeback_on(text: &str) -> Result<ChargebackOn, String> {
@@ -99,6 +103,7 @@ impl SimArgs {
             report_lag_days: self.report_lag_days,
             removal_rate: self.removal_rate,
             chargeback_on: self.chargeback_on,
+            documented_samples: self.documented_samples,
         }
     }
 }
@@ -157,6 +162,15 @@ pub async fn run(args: SimArgs) -> Result<ExitCode, Failure> {
     println!(
         "  reports that disagree: POST {url}/_sim/lag, /_sim/reverse, /_sim/resubmit, /_sim/remove, /_sim/restore (docs/simulator.md)"
     );
+    println!(
+        "  customers: GET {url}/v2/clients/<id>/customers, /v1/customers; payouts: GET {url}/v2/payout_report?start_date=...; edits: POST {url}/_sim/customer, /_sim/schedule_remove"
+    );
+    if config.documented_samples {
+        println!(
+            "  documented samples: the docs' customer starts client {}'s list, the docs' payout every payout report",
+            ids.first().map_or("?", String::as_str)
+        );
+    }
     println!();
     println!("Try:");
     println!(

@@ -66,7 +66,7 @@ pub async fn run(settings: Arc<Settings>, args: SyncArgs) -> Result<ExitCode, Fa
             )));
         }
         tracing::info!(
-            "v1 (single-merchant) account: only the transactions stream runs; clients, declines and settlements need the v2 platform API"
+            "v1 (single-merchant) account: only the transactions and customers streams run; clients, declines, settlements and payouts need the v2 platform API"
         );
         streams.retain(|s| s.works_on_v1());
     }

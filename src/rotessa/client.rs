@@ -12,8 +12,8 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::retry::{parse_retry_after, with_retry};
 use super::wire::{
-    ParsedRows, RejectedRow, WireClient, WireSettlement, WireTransaction, digest,
-    parse_report_page, parse_rows, snippet,
+    ParsedRows, RejectedRow, WireClient, WireCustomer, WirePayout, WireSettlement, WireTransaction,
+    digest, parse_private_rows, parse_report_page, parse_rows, snippet,
 };
 use super::{Error, PageStream};
 use crate::config::{ApiVersion, RetrySettings, RotessaSettings, Secret};
@@ -206,6 +206,55 @@ impl Client {
                 .send(ENDPOINT, Method::POST, &path, &[], Some(&body))
                 .await?;
             parse_rows(&bytes, WireSettlement::parse).map_err(|detail| Error::Body {
+                endpoint: ENDPOINT,
+                detail,
+            })
+        })
+        .await
+    }
+
+    /// A client's customers with their nested schedules (`GET /v2/clients/{id}/customers`), or
+    /// on a v1 account the merchant's (`GET /v1/customers`, `client_id` ignored): one request,
+    /// never one per customer. Each row is parsed on its own.
+    pub async fn customers(
+        &self,
+        client_id: Option<i64>,
+    ) -> Result<(Vec<WireCustomer>, Vec<RejectedRow>), Error> {
+        let (endpoint, path) = match (self.inner.version, client_id) {
+            (ApiVersion::V1, _) => ("v1_customers", "/v1/customers".to_owned()),
+            (ApiVersion::V2, Some(id)) => ("customers", format!("/v2/clients/{id}/customers")),
+            (ApiVersion::V2, None) => {
+                return Err(Error::Setup(
+                    "the v2 customer list is per client: a client id is needed".into(),
+                ));
+            }
+        };
+        with_retry(&self.inner.retry, endpoint, || async {
+            let body = self.send(endpoint, Method::GET, &path, &[], None).await?;
+            parse_private_rows(&body, WireCustomer::parse)
+                .map_err(|detail| Error::Body { endpoint, detail })
+        })
+        .await
+    }
+
+    /// The platform's payouts between two dates (`GET /v2/payout_report`), parameters as a
+    /// query string like the reports'.
+    pub async fn payout_report(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<(Vec<WirePayout>, Vec<RejectedRow>), Error> {
+        const ENDPOINT: &str = "payout_report";
+        self.require_v2(ENDPOINT)?;
+        let query = [
+            ("start_date", from.to_string()),
+            ("end_date", to.to_string()),
+        ];
+        with_retry(&self.inner.retry, ENDPOINT, || async {
+            let body = self
+                .send(ENDPOINT, Method::GET, "/v2/payout_report", &query, None)
+                .await?;
+            parse_private_rows(&body, WirePayout::parse).map_err(|detail| Error::Body {
                 endpoint: ENDPOINT,
                 detail,
             })

@@ -12,4 +12,7 @@ pub use client::{Client, KnownPage, KnownPages, ReportKind, ReportRequest, RowCo
 pub use error::{ApiError, Error};
 pub use paging::{Page, PageStream};
 pub use retry::parse_retry_after;
-pub use wire::{ParsedRows, RejectedRow, WireClient, WireSettlement, WireTransaction};
+pub use wire::{
+    ParsedRows, PayoutTransaction, RejectedRow, WireClient, WireCustomer, WirePayout, WireSchedule,
+    WireSettlement, WireTransaction,
+};

@@ -1,7 +1,9 @@
 //! The admin routes under `/_sim/` (no auth, never faulted): move the clock, read the state,
 //! switch faults, skew a settlement so tests and demos can produce a reconciliation mismatch,
 //! and make the two reports disagree on purpose (lag one report for a row, reverse a chargeback,
-//! resubmit a decline, stop reporting a row and report it again; see [`super::scenarios`]).
+//! resubmit a decline, stop reporting a row and report it again; see [`super::scenarios`]), and
+//! edit a customer or remove a transaction schedule from its customer's list (see
+//! [`super::customers`]).
 //! Parameters come from the query string or a JSON body; answers are JSON.
 
 use std::sync::Arc;
@@ -35,11 +37,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/remove", post(remove))
         .route("/restore", post(restore))
         .route("/transactions", get(transactions))
+        .route("/customer", post(customer))
+        .route("/schedule_remove", post(schedule_remove))
         .fallback(|| async {
             error_response(&ApiError::not_found(
                 "Admin routes: POST /_sim/advance, GET /_sim/state, POST /_sim/faults, \
                  POST /_sim/settlement_adjust, POST /_sim/lag, POST /_sim/reverse, POST /_sim/resubmit, \
-                 POST /_sim/remove, POST /_sim/restore, GET /_sim/transactions",
+                 POST /_sim/remove, POST /_sim/restore, GET /_sim/transactions, \
+                 POST /_sim/customer, POST /_sim/schedule_remove",
             ))
         })
         .with_state(shared)
@@ -136,6 +141,8 @@ async fn state(State(shared): State<Arc<Shared>>) -> Response {
             "by_rate": counts.removed_by_rate,
         },
         "restored": counts.restored,
+        "customers_edited": counts.customers_edited,
+        "schedules_removed": counts.schedules_removed,
         "chargeback_on": shared.config.chargeback_on.as_str(),
         "scenario_version": scen.version(),
     }))
@@ -193,7 +200,9 @@ async fn settlement_adjust(
 
 fn scenario_error(e: ScenarioError) -> ApiError {
     match e {
-        ScenarioError::UnknownTransaction(_) => ApiError::not_found(e.to_string()),
+        ScenarioError::UnknownTransaction(_)
+        | ScenarioError::UnknownCustomer(_)
+        | ScenarioError::UnknownSchedule(_) => ApiError::not_found(e.to_string()),
         ScenarioError::Invalid(message) => ApiError::unprocessable("invalid_transition", message),
         ScenarioError::BadValue(message) => ApiError::unprocessable("invalid_parameter", message),
     }
@@ -355,6 +364,51 @@ async fn transactions(
             "status": name,
             "count": ids.len(),
             "ids": &ids[..ids.len().min(limit)],
+        }))
+    }))
+}
+
+/// `POST /_sim/customer` with `{"id": <customer id>, "name"?: "...", "email"?: "..."}` (or the
+/// same as a query string): edits that customer as of today; its `updated_at` becomes today.
+/// Answers `{"id", "name", "email", "updated_at"}`, the customer as the lists now show it.
+async fn customer(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    answer(Params::parse(query.as_deref(), &body).and_then(|p| {
+        let id: i64 = number(&p, "id", None)?;
+        let name = p.get("name").map(str::to_owned);
+        let email = p.get("email").map(str::to_owned);
+        let edited = shared
+            .edit_customer(id, name, email)
+            .map_err(scenario_error)?;
+        tracing::info!(customer = id, "customer edited");
+        Ok(json!({
+            "id": edited.id,
+            "name": edited.name,
+            "email": edited.email,
+            "updated_at": edited.updated_at,
+        }))
+    }))
+}
+
+/// `POST /_sim/schedule_remove` with `{"id": <schedule id>}` (or `?id=`): from now on the
+/// schedule is no longer in its customer's `transaction_schedules` (its transactions stay).
+/// Answers `{"id", "customer_id", "removed_on"}`.
+async fn schedule_remove(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    answer(Params::parse(query.as_deref(), &body).and_then(|p| {
+        let id: i64 = number(&p, "id", None)?;
+        let customer = shared.remove_schedule(id).map_err(scenario_error)?;
+        tracing::info!(schedule = id, customer, "transaction schedule removed");
+        Ok(json!({
+            "id": id,
+            "customer_id": customer,
+            "removed_on": date_of(shared.today_day()).to_string(),
         }))
     }))
 }

@@ -79,6 +79,9 @@ pub mod salt {
     /// Which rows Rotessa stops reporting, and when (`--removal-rate`): a hash, never a
     /// generator draw.
     pub const REMOVAL: u64 = 0x7265_6d76;
+    /// A customer's profile (name, contact, bank, address, timestamps): a hash, never a
+    /// generator draw, so the transactions stay the same.
+    pub const PROFILE: u64 = 0x7072_6f66;
 }
 
 /// One financial transaction, compactly. Everything else about it is derived.
@@ -251,6 +254,21 @@ impl SimData {
     /// The customer id of a customer index.
     pub fn customer_id(&self, customer: u32) -> i64 {
         FIRST_CUSTOMER_ID + i64::from(customer)
+    }
+
+    /// The customer index of customer id `id`, if there is such a customer.
+    pub fn customer_index(&self, id: i64) -> Option<u32> {
+        let index = u32::try_from(id.checked_sub(FIRST_CUSTOMER_ID)?).ok()?;
+        (usize::try_from(index).is_ok_and(|i| i < self.customer_client.len())).then_some(index)
+    }
+
+    /// The customer index and slot of transaction schedule `id`, if some customer has that
+    /// schedule slot (whether it produced transactions is another matter).
+    pub fn schedule_slot(&self, id: i64) -> Option<(u32, u8)> {
+        let offset = u32::try_from(id.checked_sub(FIRST_SCHEDULE_ID)?).ok()?;
+        let customer = offset / 2;
+        self.customer_index(self.customer_id(customer))
+            .map(|c| (c, (offset % 2) as u8))
     }
 
     /// Approximate heap bytes held, for `/_sim/state`.

@@ -4,7 +4,7 @@
 
 use super::calendar::{Day, ymd};
 use super::data::{
-    COMMENT_SHIFT, QUIRK_NUMERIC_ACCOUNT, QUIRK_UNPADDED, SimData, salt, schedule_id,
+    COMMENT_SHIFT, QUIRK_NUMERIC_ACCOUNT, QUIRK_UNPADDED, SimData, Tx, salt, schedule_id,
 };
 use super::lifecycle::{Change, Observed, change_time_secs};
 use super::reports::Settlement;
@@ -51,7 +51,7 @@ const MONTHS: [&str; 12] = [
     "December",
 ];
 
-const SURNAMES: [&str; 16] = [
+pub(super) const SURNAMES: [&str; 16] = [
     "MIKEY", "SMITH", "TREMBLAY", "GAGNON", "ROY", "COTE", "BOUCHARD", "GAUTHIER", "MORIN",
     "LAVOIE", "FORTIN", "WONG", "SINGH", "PATEL", "MARTIN", "BROWN",
 ];
@@ -79,7 +79,8 @@ pub fn push_i64(buf: &mut Vec<u8>, n: i64) {
     push_u64(buf, n.unsigned_abs());
 }
 
-fn push_2(buf: &mut Vec<u8>, n: u32) {
+/// Appends the last two decimal digits of `n`, zero padded.
+pub fn push_2(buf: &mut Vec<u8>, n: u32) {
     buf.push(b'0' + (n / 10 % 10) as u8);
     buf.push(b'0' + (n % 10) as u8);
 }
@@ -115,7 +116,7 @@ pub fn push_date(buf: &mut Vec<u8>, day: Day, pad_day: bool) {
 }
 
 /// Appends an optional date, or `null`.
-fn push_opt_date(buf: &mut Vec<u8>, day: Option<Day>, pad_day: bool) {
+pub fn push_opt_date(buf: &mut Vec<u8>, day: Option<Day>, pad_day: bool) {
     match day {
         Some(d) => push_date(buf, d, pad_day),
         None => buf.extend_from_slice(b"null"),
@@ -172,7 +173,8 @@ pub fn push_str(buf: &mut Vec<u8>, s: &str) {
     buf.push(b'"');
 }
 
-fn key(buf: &mut Vec<u8>, name: &str, first: bool) {
+/// Appends `"name":`, after a comma unless `first`.
+pub fn key(buf: &mut Vec<u8>, name: &str, first: bool) {
     if !first {
         buf.push(b',');
     }
@@ -184,6 +186,66 @@ fn key(buf: &mut Vec<u8>, name: &str, first: bool) {
 /// A customer's bank account number (7 digits), derived from the seed.
 pub fn account_digits(seed: u64, customer: u32) -> u64 {
     1_000_000 + hash2(seed ^ salt::CUSTOMER ^ 1, u64::from(customer)) % 9_000_000
+}
+
+/// The hash a customer's report attributes (custom identifier, masked bank digits) are
+/// derived from; [`super::customers`] derives the unmasked values from it too, so they agree.
+pub fn customer_hash(seed: u64, customer: u32) -> u64 {
+    hash2(seed ^ salt::CUSTOMER, u64::from(customer))
+}
+
+/// The last two digits of a customer's institution number (the reports show `"*NN"`).
+pub fn institution_last2(seed: u64, customer: u32) -> u32 {
+    ((customer_hash(seed, customer) >> 20) % 100) as u32
+}
+
+/// The last two digits of a customer's transit number (the reports show `"***NN"`).
+pub fn transit_last2(seed: u64, customer: u32) -> u32 {
+    ((customer_hash(seed, customer) >> 28) % 100) as u32
+}
+
+/// Appends a customer's custom identifier (`"TREMBLAY17"`), or `null` for one in five.
+pub fn push_custom_identifier(buf: &mut Vec<u8>, seed: u64, customer: u32) {
+    let h = customer_hash(seed, customer);
+    if h.is_multiple_of(5) {
+        buf.extend_from_slice(b"null");
+    } else {
+        buf.push(b'"');
+        buf.extend_from_slice(SURNAMES[(h >> 8) as usize % SURNAMES.len()].as_bytes());
+        push_u64(buf, u64::from(customer));
+        buf.push(b'"');
+    }
+}
+
+/// Appends a transaction's comment: `null`, `""`, `"<previous month> Fees"` or
+/// `"Invoice <n>"`, chosen by its flags.
+pub fn push_comment(buf: &mut Vec<u8>, tx: &Tx, id: i64) {
+    match tx.flags >> COMMENT_SHIFT & 3 {
+        0 => buf.extend_from_slice(b"null"),
+        1 => buf.extend_from_slice(b"\"\""),
+        2 => {
+            let (_, m, _) = ymd(tx.process_day);
+            buf.push(b'"');
+            buf.extend_from_slice(MONTHS[(m as usize + 11) % 12].as_bytes());
+            buf.extend_from_slice(b" Fees\"");
+        }
+        _ => {
+            buf.extend_from_slice(b"\"Invoice ");
+            push_i64(buf, id % 100_000);
+            buf.push(b'"');
+        }
+    }
+}
+
+/// Appends a schedule's custom identifier (`"TS330001"`), or `null` for about half of them.
+pub fn push_schedule_custom_identifier(buf: &mut Vec<u8>, seed: u64, schedule: i64) {
+    if hash2(seed ^ salt::SCHEDULE, schedule as u64) >> 40 & 1 == 0 {
+        buf.extend_from_slice(b"null");
+    } else {
+        buf.extend_from_slice(b"\"TS");
+        push_i64(buf, schedule);
+        buf.push(b'"');
+    }
 }
 
 /// Appends the `updated_at` of a row whose last change was `last_change` (`null` when none):
@@ -216,7 +278,6 @@ pub fn transaction(
     let id = data.tx_id(index);
     let seed = data.seed;
     let pad = tx.flags & QUIRK_UNPADDED == 0;
-    let customer_hash = hash2(seed ^ salt::CUSTOMER, u64::from(tx.customer));
     let schedule = schedule_id(tx.customer, tx.schedule_slot);
 
     buf.push(b'{');
@@ -238,30 +299,9 @@ pub fn transaction(
     key(buf, "created_at", false);
     push_timestamp(buf, tx.process_day, -i64::from(tx.created_before_secs));
     key(buf, "comment", false);
-    match tx.flags >> COMMENT_SHIFT & 3 {
-        0 => buf.extend_from_slice(b"null"),
-        1 => buf.extend_from_slice(b"\"\""),
-        2 => {
-            let (_, m, _) = ymd(tx.process_day);
-            buf.push(b'"');
-            buf.extend_from_slice(MONTHS[(m as usize + 11) % 12].as_bytes());
-            buf.extend_from_slice(b" Fees\"");
-        }
-        _ => {
-            buf.extend_from_slice(b"\"Invoice ");
-            push_i64(buf, id % 100_000);
-            buf.push(b'"');
-        }
-    }
+    push_comment(buf, tx, id);
     key(buf, "custom_identifier", false);
-    if customer_hash.is_multiple_of(5) {
-        buf.extend_from_slice(b"null");
-    } else {
-        buf.push(b'"');
-        buf.extend_from_slice(SURNAMES[(customer_hash >> 8) as usize % SURNAMES.len()].as_bytes());
-        push_u64(buf, u64::from(tx.customer));
-        buf.push(b'"');
-    }
+    push_custom_identifier(buf, seed, tx.customer);
     key(buf, "customer_id", false);
     push_i64(buf, data.customer_id(tx.customer));
     if flavor != Flavor::V1Report {
@@ -278,7 +318,7 @@ pub fn transaction(
         buf.extend_from_slice(b"null");
     } else {
         buf.extend_from_slice(b"\"*");
-        push_2(buf, ((customer_hash >> 20) % 100) as u32);
+        push_2(buf, institution_last2(seed, tx.customer));
         buf.push(b'"');
     }
     key(buf, "process_date", false);
@@ -295,13 +335,7 @@ pub fn transaction(
     if flavor != Flavor::V1Report {
         // Sic: the API's spelling. The schedule's custom identifier.
         key(buf, "transaction_custom_identifieer", false);
-        if hash2(seed ^ salt::SCHEDULE, schedule as u64) >> 40 & 1 == 0 {
-            buf.extend_from_slice(b"null");
-        } else {
-            buf.extend_from_slice(b"\"TS");
-            push_i64(buf, schedule);
-            buf.push(b'"');
-        }
+        push_schedule_custom_identifier(buf, seed, schedule);
     }
     key(buf, "transaction_number", false);
     if future {
@@ -318,7 +352,7 @@ pub fn transaction(
         buf.extend_from_slice(b"null");
     } else {
         buf.extend_from_slice(b"\"***");
-        push_2(buf, ((customer_hash >> 28) % 100) as u32);
+        push_2(buf, transit_last2(seed, tx.customer));
         buf.push(b'"');
     }
     key(buf, "updated_at", false);

@@ -1,7 +1,9 @@
-//! A faithful local Rotessa (SPEC.md "The simulator"): the report, decline-report, settlement
-//! and client endpoints with the real auth header, 1000-row pages, the documented error bodies
-//! and the quirks of `shared/seeds/README.md`; deterministic data from a seed; a simulated clock
-//! that moves transactions through their lifecycle; fault injection.
+//! A faithful local Rotessa (SPEC.md "The simulator"): the report, decline-report, settlement,
+//! client, customer (v2 per client with nested schedules, and v1) and payout-report endpoints
+//! with the real auth header, 1000-row pages, the documented error bodies and the quirks of
+//! `shared/seeds/README.md`; deterministic data from a seed; a simulated clock that moves
+//! transactions through their lifecycle; fault injection; optionally the documentation's own
+//! sample objects first (`--documented-samples`).
 //!
 //! It serves `rotessa-recon sim`, the demo, the tests and the benchmarks, and lets users build
 //! outbox consumers without a Rotessa account. It deliberately shares no code with
@@ -11,15 +13,17 @@
 //! Files: [`rng`] (the PRNG), [`calendar`] (business days), [`data`] (generation),
 //! [`lifecycle`] (status as a function of the simulated today), [`reports`] (which rows a query
 //! returns), [`scenarios`] (lagging reports, reversed chargebacks, resubmitted declines and
-//! rows Rotessa stops reporting, on top of the lifecycle), [`encode`] (hand-written JSON),
-//! [`params`] (request parameters), [`routes`] (the API), [`faults`], [`admin`] (`/_sim/*`) and
-//! [`server`] ([`SimServer`]).
+//! rows Rotessa stops reporting, on top of the lifecycle, and the customer and schedule edits
+//! made on demand), [`encode`] (hand-written JSON), [`customers`] (customers, their schedules
+//! and the payout report, hand-written too), [`params`] (request parameters), [`routes`] (the
+//! API), [`faults`], [`admin`] (`/_sim/*`) and [`server`] ([`SimServer`]).
 
 // Every public item says why it exists.
 #![warn(missing_docs)]
 
 pub mod admin;
 pub mod calendar;
+pub mod customers;
 pub mod data;
 pub mod encode;
 pub mod faults;
@@ -35,7 +39,7 @@ use chrono::{NaiveDate, Utc};
 
 pub use faults::FaultCounts;
 pub use scenarios::{SimReport, SimRow};
-pub use server::{SimHandle, SimServer, SimStats};
+pub use server::{SimCustomer, SimHandle, SimServer, SimStats};
 
 /// The documented default API key of the simulator (`--api-key`).
 pub const DEFAULT_API_KEY: &str = "sim-key";
@@ -88,6 +92,11 @@ pub struct SimConfig {
     pub removal_rate: f64,
     /// On which settlement date a chargeback counts (Rotessa does not document it).
     pub chargeback_on: ChargebackOn,
+    /// Serve the documentation's own sample objects, verbatim, first: the "Get all customers
+    /// for a specific client" customer at the start of the first client's customer list, and
+    /// the "Payout Report" payout at the start of every payout report (so a client's parser
+    /// meets exactly what the documentation shows). Off by default.
+    pub documented_samples: bool,
 }
 
 /// On which settlement date a chargeback counts, a setting because Rotessa does not document
@@ -157,6 +166,7 @@ impl Default for SimConfig {
             report_lag_days: 2,
             removal_rate: 0.0,
             chargeback_on: ChargebackOn::DeclineDate,
+            documented_samples: false,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The API routes: auth, parameters, the report, decline-report, settlement and client
-//! endpoints, paging, and the documented error bodies. Faults wrap all of them (see
-//! [`super::faults`]); the admin routes live in [`super::admin`].
+//! endpoints, the customer lists (`/v2/clients/{id}/customers`, `/v1/customers`) and the payout
+//! report (`/v2/payout_report`; see [`super::customers`]), paging, and the documented error
+//! bodies. Faults wrap all of them (see [`super::faults`]); the admin routes live in
+//! [`super::admin`].
 
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use axum::routing::{get, post};
 
 use super::admin;
 use super::calendar::{Day, day_of};
+use super::customers;
 use super::encode::{self, Flavor};
 use super::faults::inject;
 use super::params::{ApiError, Params};
@@ -35,7 +38,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/v2/clients/{id}/settlements/show_by_settlement_date",
             post(settlements),
         )
+        .route("/v2/clients/{id}/customers", get(client_customers))
+        .route("/v2/payout_report", get(payout_report))
         .route("/v1/transaction_report", get(v1_report))
+        .route("/v1/customers", get(v1_customers))
         .fallback(not_found)
         .layer(from_fn_with_state(Arc::clone(&shared), require_auth))
         .layer(from_fn_with_state(Arc::clone(&shared.faults), inject))
@@ -134,6 +140,67 @@ async fn client_report(
     respond(client_of(&shared, &id).and_then(|client| {
         let p = Params::parse(query.as_deref(), &body)?;
         transaction_report(&shared, Some(client), &p, Flavor::V2Report)
+    }))
+}
+
+/// The members of the transaction report without a status filter, in id order: the rows whose
+/// process date, as that report shows it today, is in `[start, end]` (removed rows left out),
+/// shared with the payout report.
+fn report_rows(
+    shared: &Shared,
+    scen: &super::scenarios::Scenarios,
+    start: Day,
+    end: Day,
+    today: Day,
+) -> Arc<Vec<u32>> {
+    let data = &shared.data;
+    shared.cached((None, start, end, None, today, scen.version()), || {
+        if !scen.moved().is_empty() || scen.removes() {
+            reports::report_members(data, scen, None, start, end, today)
+        } else {
+            reports::process_range(&data.txs, start, end)
+                .map(|i| i as u32)
+                .collect()
+        }
+    })
+}
+
+/// `GET /v2/clients/{id}/customers`: every customer of that client, with its nested
+/// transactions and schedules (no paging).
+async fn client_customers(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    respond(client_of(&shared, &id).map(|client| {
+        let scen = shared.scenarios();
+        let view = shared.customer_view(&scen, shared.today_day());
+        customers::client_customers(&view, client, shared.config.documented_samples)
+    }))
+}
+
+/// `GET /v1/customers`: every customer of the (single-merchant) account, in the v1 shape.
+async fn v1_customers(State(shared): State<Arc<Shared>>) -> Response {
+    let scen = shared.scenarios();
+    let view = shared.customer_view(&scen, shared.today_day());
+    json_response(StatusCode::OK, customers::v1_customers(&view))
+}
+
+/// `GET /v2/payout_report?start_date=...&end_date=...` (or a JSON body): one payout per
+/// transaction whose process date, as the transaction report shows it today, is in the window
+/// (removed rows left out), in id order, no paging.
+async fn payout_report(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    respond(Params::parse(query.as_deref(), &body).and_then(|p| {
+        let start = p.date("start_date", true)?.map_or(Day::MIN, day_of);
+        let end = p.date("end_date", false)?.map_or(Day::MAX, day_of);
+        let (scen, today) = (shared.scenarios(), shared.today_day());
+        let rows = report_rows(&shared, &scen, start, end, today);
+        let view = shared.customer_view(&scen, today);
+        Ok(customers::payouts(
+            &view,
+            &rows,
+            shared.config.documented_samples,
+        ))
     }))
 }
 

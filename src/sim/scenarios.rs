@@ -3,7 +3,9 @@
 //! (`--report-lag-rate`, `--report-lag-days`), one row lagging in one report (`/_sim/lag`), a
 //! chargeback reversed (`/_sim/reverse`), a decline resubmitted (`/_sim/resubmit`), and rows
 //! Rotessa stops reporting, for a share of rows (`--removal-rate`) or one row (`/_sim/remove`,
-//! `/_sim/restore`).
+//! `/_sim/restore`). It also keeps the edits made to customers and schedules on demand
+//! (`/_sim/customer`, `/_sim/schedule_remove`; see [`super::customers`]), so that one version
+//! covers every admin change.
 //!
 //! [`Scenarios`] is an immutable snapshot: the server keeps it behind a lock as an `Arc`, takes
 //! it once per request, and replaces it (with a new [`Scenarios::version`]) on each change.
@@ -97,6 +99,10 @@ pub enum ScenarioError {
     Invalid(String),
     /// A value of the request cannot be used (HTTP 422, `invalid_parameter`).
     BadValue(String),
+    /// No customer has this id (HTTP 404).
+    UnknownCustomer(i64),
+    /// No listed transaction schedule has this id (HTTP 404).
+    UnknownSchedule(i64),
 }
 
 impl std::fmt::Display for ScenarioError {
@@ -105,6 +111,15 @@ impl std::fmt::Display for ScenarioError {
             Self::UnknownTransaction(id) => write!(
                 f,
                 "Transaction {id} could not be found (ids come from the transaction report)."
+            ),
+            Self::UnknownCustomer(id) => write!(
+                f,
+                "Customer {id} could not be found (ids come from GET /v2/clients/<id>/customers)."
+            ),
+            Self::UnknownSchedule(id) => write!(
+                f,
+                "Transaction schedule {id} could not be found (ids come from the customers' \
+                 transaction_schedules, or the reports' transaction_schedule_id)."
             ),
             Self::Invalid(message) | Self::BadValue(message) => f.write_str(message),
         }
@@ -128,6 +143,24 @@ pub struct ScenarioCounts {
     pub removed_by_rate: u64,
     /// Rows reported again today after a removal (`/_sim/restore`).
     pub restored: u64,
+    /// Customers edited through `/_sim/customer`.
+    pub customers_edited: usize,
+    /// Transaction schedules removed through `/_sim/schedule_remove`.
+    pub schedules_removed: usize,
+}
+
+/// A customer as edited through `/_sim/customer`: the values that replace the generated ones,
+/// and when the last edit happened (its `updated_at`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerEdit {
+    /// The new name, if one was set.
+    pub name: Option<String>,
+    /// The new email, if one was set.
+    pub email: Option<String>,
+    /// The simulated day of the last edit.
+    pub day: Day,
+    /// Seconds after that day's midnight (-05:00) of the last edit.
+    pub secs: u32,
 }
 
 /// One transaction as the true view shows it today: what `/_sim/reverse` and `/_sim/resubmit`
@@ -212,6 +245,10 @@ pub struct Scenarios {
     plain: bool,
     /// Some row may be removed: reports must filter their members.
     removing: bool,
+    /// Per customer index: its edits (`/_sim/customer`).
+    customer_edits: HashMap<u32, CustomerEdit>,
+    /// Removed transaction schedules (`/_sim/schedule_remove`): id -> the day of the removal.
+    removed_schedules: HashMap<i64, Day>,
 }
 
 impl Scenarios {
@@ -233,6 +270,8 @@ impl Scenarios {
             removals: HashMap::new(),
             plain: true,
             removing: false,
+            customer_edits: HashMap::new(),
+            removed_schedules: HashMap::new(),
         };
         s.refresh();
         s
@@ -615,6 +654,64 @@ impl Scenarios {
         self.changed();
     }
 
+    /// The edits of customer `customer` (an index), if it was edited.
+    pub fn customer_edit(&self, customer: u32) -> Option<&CustomerEdit> {
+        if self.customer_edits.is_empty() {
+            return None;
+        }
+        self.customer_edits.get(&customer)
+    }
+
+    /// Whether transaction schedule `id` was removed (it is no longer listed).
+    pub fn schedule_removed(&self, id: i64) -> bool {
+        !self.removed_schedules.is_empty() && self.removed_schedules.contains_key(&id)
+    }
+
+    /// Edits customer `customer` (an index) as of `today`: `name` and `email`, when given,
+    /// replace the current ones, and its `updated_at` becomes today, at a time of day after
+    /// noon that depends on the customer and grows by a second with each further edit of the
+    /// day. Returns the edit in force.
+    pub fn edit_customer(
+        &mut self,
+        data: &SimData,
+        customer: u32,
+        name: Option<String>,
+        email: Option<String>,
+        today: Day,
+    ) -> CustomerEdit {
+        let id = data.customer_id(customer);
+        let base =
+            12 * 3600 + (hash2(self.seed ^ salt::TIME, (id as u64) | (1 << 62)) % 3600) as u32;
+        let previous = self.customer_edits.get(&customer);
+        let secs = match previous {
+            Some(p) if p.day == today => (p.secs + 1).max(base).min(86_399),
+            _ => base,
+        };
+        let edit = CustomerEdit {
+            name: name.or_else(|| previous.and_then(|p| p.name.clone())),
+            email: email.or_else(|| previous.and_then(|p| p.email.clone())),
+            day: today,
+            secs,
+        };
+        self.customer_edits.insert(customer, edit.clone());
+        self.changed();
+        edit
+    }
+
+    /// Removes transaction schedule `id` from its customer's list as of `today` (its
+    /// transactions stay); refused when it was removed already.
+    pub fn remove_schedule(&mut self, id: i64, today: Day) -> Result<(), ScenarioError> {
+        if let Some(day) = self.removed_schedules.get(&id) {
+            return Err(ScenarioError::Invalid(format!(
+                "Transaction schedule {id} was removed on {} already",
+                date_of(*day)
+            )));
+        }
+        self.removed_schedules.insert(id, today);
+        self.changed();
+        Ok(())
+    }
+
     fn changed(&mut self) {
         self.version += 1;
         self.refresh();
@@ -624,6 +721,8 @@ impl Scenarios {
     pub fn counts(&self, data: &SimData, today: Day) -> ScenarioCounts {
         let rows = data.txs.len();
         let mut counts = ScenarioCounts {
+            customers_edited: self.customer_edits.len(),
+            schedules_removed: self.removed_schedules.len(),
             lag_settings: self
                 .lags
                 .values()

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::SimConfig;
 use super::calendar::{Day, date_of, day_of};
+use super::customers::{CustomerIndex, View};
 use super::data::SimData;
 use super::faults::{FaultCounts, FaultState};
 use super::lifecycle::SimStatus;
@@ -56,6 +57,21 @@ pub struct Shared {
     pub(super) adjustments: Mutex<HashMap<(usize, Day), i64>>,
     cache: Mutex<VecDeque<(CacheKey, Arc<Vec<u32>>)>>,
     scenarios: RwLock<Arc<Scenarios>>,
+    /// The transactions by customer, built by the first request that needs them.
+    customers: OnceLock<CustomerIndex>,
+}
+
+/// A customer as it is after `/_sim/customer` (what that route answers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimCustomer {
+    /// The customer id.
+    pub id: i64,
+    /// Its name now.
+    pub name: String,
+    /// Its email now.
+    pub email: String,
+    /// Its `updated_at`, exactly as the customer lists write it.
+    pub updated_at: String,
 }
 
 impl Shared {
@@ -183,6 +199,93 @@ impl Shared {
             today,
             None,
         ))
+    }
+
+    /// The transactions by customer (built on first use).
+    pub(super) fn customer_index(&self) -> &CustomerIndex {
+        self.customers
+            .get_or_init(|| CustomerIndex::build(&self.data))
+    }
+
+    /// What the customer lists and the payout report are computed from, with `scenarios`.
+    pub(super) fn customer_view<'a>(&'a self, scenarios: &'a Scenarios, today: Day) -> View<'a> {
+        View {
+            data: &self.data,
+            index: self.customer_index(),
+            scenarios,
+            today,
+            start: day_of(self.config.today),
+        }
+    }
+
+    /// `/_sim/customer` and [`SimHandle::edit_customer`]: the customer as it is after the edit.
+    pub(super) fn edit_customer(
+        &self,
+        id: i64,
+        name: Option<String>,
+        email: Option<String>,
+    ) -> Result<SimCustomer, ScenarioError> {
+        let customer = self
+            .data
+            .customer_index(id)
+            .ok_or(ScenarioError::UnknownCustomer(id))?;
+        if let Some(name) = &name
+            && (name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control))
+        {
+            return Err(ScenarioError::BadValue(format!(
+                "name {name:?} must be 1 to 200 characters, without control characters"
+            )));
+        }
+        if let Some(email) = &email {
+            let valid = email.len() <= 200
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+                && email
+                    .split_once('@')
+                    .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'));
+            if !valid {
+                return Err(ScenarioError::BadValue(format!(
+                    "email {email:?} is not a valid email address"
+                )));
+            }
+        }
+        if name.is_none() && email.is_none() {
+            return Err(ScenarioError::BadValue(
+                "name or email is required (the new values of the customer)".into(),
+            ));
+        }
+        let edit = self.change_scenarios(|s, today| {
+            Ok(s.edit_customer(&self.data, customer, name, email, today))
+        })?;
+        let profile = super::customers::Profile::of(self.data.seed, customer);
+        let mut updated = Vec::with_capacity(32);
+        super::encode::push_timestamp(&mut updated, edit.day, i64::from(edit.secs));
+        Ok(SimCustomer {
+            id,
+            name: edit.name.unwrap_or(profile.name),
+            email: edit.email.unwrap_or(profile.email),
+            updated_at: String::from_utf8_lossy(&updated)
+                .trim_matches('"')
+                .to_owned(),
+        })
+    }
+
+    /// `/_sim/schedule_remove` and [`SimHandle::remove_schedule`]: the id of the schedule's
+    /// customer. Only a listed schedule (one that produced transactions) can be removed.
+    pub(super) fn remove_schedule(&self, id: i64) -> Result<i64, ScenarioError> {
+        let (customer, slot) = self
+            .data
+            .schedule_slot(id)
+            .ok_or(ScenarioError::UnknownSchedule(id))?;
+        let listed = self
+            .customer_index()
+            .of(customer)
+            .iter()
+            .any(|&i| self.data.txs[i as usize].schedule_slot == slot);
+        if !listed {
+            return Err(ScenarioError::UnknownSchedule(id));
+        }
+        self.change_scenarios(|s, today| s.remove_schedule(id, today))?;
+        Ok(self.data.customer_id(customer))
     }
 
     /// The exact `Authorization` header value API requests must send.
@@ -347,6 +450,27 @@ impl SimHandle {
             return Vec::new();
         };
         reports::ids_with_status(&s.data, &s.scenarios(), status, s.today_day())
+    }
+
+    /// Edits customer `id` as of today (as `POST /_sim/customer`): `name` and `email`, when
+    /// given, replace the current ones, and its `updated_at` becomes today. An error for an
+    /// unknown customer, an invalid value, or neither value given. Returns the customer now.
+    pub fn edit_customer(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<SimCustomer, String> {
+        self.shared
+            .edit_customer(id, name.map(str::to_owned), email.map(str::to_owned))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Removes transaction schedule `id` from its customer's `transaction_schedules` as of
+    /// today (as `POST /_sim/schedule_remove`; its transactions stay). An error unless it is
+    /// listed. Returns the customer's id.
+    pub fn remove_schedule(&self, id: i64) -> Result<i64, String> {
+        self.shared.remove_schedule(id).map_err(|e| e.to_string())
     }
 
     /// The ids of the platform's clients.
@@ -531,5 +655,6 @@ fn build(config: SimConfig) -> Arc<Shared> {
         faults,
         adjustments: Mutex::new(HashMap::new()),
         cache: Mutex::new(VecDeque::new()),
+        customers: OnceLock::new(),
     })
 }

@@ -5,6 +5,7 @@
 pub mod anomalies;
 pub mod clients;
 pub mod copy;
+pub mod customers;
 mod error;
 pub mod history;
 pub mod lease;
@@ -12,6 +13,7 @@ pub mod outbox;
 pub mod outbox_consumers;
 pub mod outbox_retention;
 pub mod page_digests;
+pub mod payouts;
 pub mod reconciliation;
 pub mod rejected;
 pub mod removals;

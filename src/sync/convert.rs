@@ -4,8 +4,16 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use crate::domain::{PlatformClient, Settlement, SettlementTotals, Status, Transaction};
-use crate::rotessa::{RowConverter, WireClient, WireSettlement, WireTransaction};
+use serde_json::{Map, Value};
+
+use crate::domain::{
+    Contact, Customer, PRIVATE_FIELDS, Payout, PlatformClient, Schedule, Settlement,
+    SettlementTotals, Status, Transaction, mask, payout_key,
+};
+use crate::rotessa::{
+    RowConverter, WireClient, WireCustomer, WirePayout, WireSchedule, WireSettlement,
+    WireTransaction,
+};
 
 /// One cent more than the largest amount `numeric(14,2)` holds (10^12).
 const AMOUNT_LIMIT: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
@@ -127,6 +135,182 @@ pub fn to_client(w: WireClient) -> Result<PlatformClient, String> {
         status: w.status,
         raw: w.raw,
     })
+}
+
+/// A customer of `client_id` (`None`: a v1 account) as stored, and its schedules when the list
+/// carried them, or why it cannot be. Bank numbers are masked; phone numbers and the address
+/// are kept only when `store_contact`; no private field ever reaches `extra`.
+pub fn to_customer(
+    w: WireCustomer,
+    client_id: Option<i64>,
+    store_contact: bool,
+) -> Result<(Customer, Option<Vec<Schedule>>), String> {
+    let texts = [
+        ("custom_identifier", &w.custom_identifier),
+        ("identifier", &w.identifier),
+        ("name", &w.name),
+        ("email", &w.email),
+        ("customer_type", &w.customer_type),
+        ("bank_name", &w.bank_name),
+        ("authorization_type", &w.authorization_type),
+        ("bank_account_type", &w.bank_account_type),
+        ("account_number", &w.account_number),
+        ("transit_number", &w.transit_number),
+        ("institution_number", &w.institution_number),
+        ("routing_number", &w.routing_number),
+        ("phone", &w.phone),
+        ("home_phone", &w.home_phone),
+    ];
+    refuse_nul(&texts, &w.extra)?;
+    if w.address.as_ref().is_some_and(json_has_nul) {
+        return Err(format!("`address` {NUL}"));
+    }
+    let schedules = match w.schedules {
+        None => None,
+        Some(list) => Some(
+            list.into_iter()
+                .map(|s| to_schedule(s, w.id, client_id))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let contact = if store_contact {
+        Contact {
+            phone: w.phone,
+            home_phone: w.home_phone,
+            address: w.address,
+        }
+    } else {
+        Contact::default()
+    };
+    let customer = Customer {
+        id: w.id,
+        client_id,
+        custom_identifier: w.custom_identifier,
+        identifier: w.identifier,
+        name: w.name,
+        email: w.email,
+        customer_type: w.customer_type,
+        active: w.active,
+        bank_name: w.bank_name,
+        authorization_type: w.authorization_type,
+        bank_account_type: w.bank_account_type,
+        account_number: w.account_number.as_deref().map(mask),
+        transit_number: w.transit_number.as_deref().map(mask),
+        institution_number: w.institution_number.as_deref().map(mask),
+        routing_number: w.routing_number.as_deref().map(mask),
+        contact,
+        api_created_at: w.created_at,
+        api_updated_at: w.updated_at,
+        extra: public_extra(w.extra),
+    };
+    Ok((customer, schedules))
+}
+
+fn to_schedule(
+    w: WireSchedule,
+    customer_id: i64,
+    client_id: Option<i64>,
+) -> Result<Schedule, String> {
+    let at = |e: String| format!("transaction schedule {}: {e}", w.id);
+    refuse_nul(
+        &[("frequency", &w.frequency), ("comment", &w.comment)],
+        &w.extra,
+    )
+    .map_err(at)?;
+    let amount = w
+        .amount
+        .map(money)
+        .transpose()
+        .map_err(|e| at(format!("`amount`: {e}")))?;
+    let installments = w
+        .installments
+        .map(|n| i32::try_from(n).map_err(|_| at(format!("`installments`: {n} is out of range"))))
+        .transpose()?;
+    Ok(Schedule {
+        id: w.id,
+        customer_id,
+        client_id,
+        amount,
+        frequency: w.frequency,
+        installments,
+        process_date: w.process_date,
+        next_process_date: w.next_process_date,
+        active: w.active,
+        comment: w.comment,
+        api_created_at: w.created_at,
+        api_updated_at: w.updated_at,
+        extra: public_extra(w.extra),
+    })
+}
+
+/// A payout as stored, or why it cannot be. `occurrence` numbers the identical forecast
+/// payouts of one run (see [`payout_key`]).
+pub fn to_payout(w: WirePayout, occurrence: u32) -> Result<Payout, String> {
+    refuse_nul(&[("status", &w.status)], &w.extra)?;
+    let amount = signed_money(w.amount).map_err(|e| format!("`amount`: {e}"))?;
+    let transaction_amount = w
+        .transaction_amount
+        .map(money)
+        .transpose()
+        .map_err(|e| format!("`transaction_amount`: {e}"))?;
+    let ft = w.financial_transaction.as_ref();
+    Ok(Payout {
+        key: payout_key(
+            ft.map(|t| t.id),
+            w.id,
+            w.customer_id,
+            transaction_amount,
+            amount,
+            occurrence,
+        ),
+        payout_id: w.id,
+        financial_transaction_id: ft.map(|t| t.id),
+        customer_id: w.customer_id,
+        amount,
+        transaction_amount,
+        status: w.status,
+        process_date: ft.and_then(|t| t.process_date),
+        settlement_date: ft.and_then(|t| t.settlement_date),
+        api_updated_at: ft.and_then(|t| t.updated_at),
+        extra: public_extra(w.extra),
+    })
+}
+
+/// The identity of a forecast payout before it is numbered: rows with equal identities in one
+/// run are told apart only by their order.
+pub fn forecast_identity(w: &WirePayout) -> Option<String> {
+    (w.financial_transaction.is_none() && w.id.is_none()).then(|| {
+        let amount = |d: Option<Decimal>| d.map(|d| d.normalize().to_string());
+        format!(
+            "{:?}:{:?}:{:?}",
+            w.customer_id,
+            amount(w.transaction_amount),
+            amount(Some(w.amount))
+        )
+    })
+}
+
+fn refuse_nul(texts: &[(&str, &Option<String>)], extra: &Map<String, Value>) -> Result<(), String> {
+    for (name, text) in texts {
+        if text.as_deref().is_some_and(|t| t.contains('\0')) {
+            return Err(format!("`{name}` {NUL}"));
+        }
+    }
+    if extra
+        .iter()
+        .any(|(k, v)| k.contains('\0') || json_has_nul(v))
+    {
+        return Err(format!("a field without a column {NUL}"));
+    }
+    Ok(())
+}
+
+/// `extra` without any private field (one that failed to parse stays out of it too).
+fn public_extra(mut extra: Map<String, Value>) -> Option<Value> {
+    for name in PRIVATE_FIELDS {
+        extra.remove(name);
+    }
+    (!extra.is_empty()).then_some(Value::Object(extra))
 }
 
 /// A money amount as stored: not negative, at most two decimals, fits `numeric(14,2)`,

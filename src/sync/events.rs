@@ -6,7 +6,9 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::domain::{Settlement, SettlementTotals, Source, Status, StatusChange, Transaction};
+use crate::domain::{
+    Customer, Payout, Settlement, SettlementTotals, Source, Status, StatusChange, Transaction,
+};
 use crate::store::outbox::NewEvent;
 use crate::store::reconciliation::Comparison;
 
@@ -233,6 +235,42 @@ pub fn settlement_changed(s: &Settlement, previous: Option<&SettlementTotals>) -
             "settlement_date": s.settlement_date,
             "previous": previous.map(SettlementTotals::to_json),
             "current": s.totals.to_json(),
+        })
+        .to_string(),
+    }
+}
+
+/// `customer.changed`: a customer is new, or a field of its payload changed. The payload holds
+/// no contact data (phones, address) and only masked bank numbers.
+pub fn customer_changed(c: &Customer, previous: Option<&Customer>) -> NewEvent {
+    NewEvent {
+        id: Uuid::now_v7(),
+        aggregatetype: "customer",
+        aggregateid: c.id.to_string(),
+        event_type: "customer.changed",
+        payload: json!({
+            "event_version": EVENT_VERSION,
+            "customer_id": c.id,
+            "client_id": c.client_id,
+            "previous": previous.map(Customer::event_fields),
+            "current": c.event_fields(),
+        })
+        .to_string(),
+    }
+}
+
+/// `payout.changed`: a payout is new, or its amount or status changed.
+pub fn payout_changed(p: &Payout, previous: Option<&Payout>) -> NewEvent {
+    NewEvent {
+        id: Uuid::now_v7(),
+        aggregatetype: "payout",
+        aggregateid: p.key.clone(),
+        event_type: "payout.changed",
+        payload: json!({
+            "event_version": EVENT_VERSION,
+            "payout_key": p.key,
+            "previous": previous.map(Payout::event_fields),
+            "current": p.event_fields(),
         })
         .to_string(),
     }

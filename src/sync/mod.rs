@@ -5,8 +5,10 @@ mod apply;
 pub mod clients;
 mod clock;
 pub mod convert;
+pub mod customers;
 pub mod declines;
 pub mod events;
+pub mod payouts;
 pub mod reconcile;
 mod removals;
 mod report;
@@ -46,17 +48,25 @@ pub enum Stream {
     Declines,
     /// Each client's settlements by settlement date.
     Settlements,
+    /// Each client's customers with their nested transaction schedules.
+    Customers,
+    /// The platform's payout report.
+    Payouts,
 }
 
 impl Stream {
-    /// Every stream, in the order `--stream all` runs them: clients before the per-client ones,
-    /// and settlements before the transactions and declines, so that a pass reads each
-    /// settlement's transaction side after it and reconciles every date it read.
-    pub const ALL: [Stream; 4] = [
+    /// Every stream, in the order `--stream all` runs them: clients before the per-client ones;
+    /// customers next, so the transactions a pass writes have their names; settlements before
+    /// the transactions and declines, so that a pass reads each settlement's transaction side
+    /// after it and reconciles every date it read; payouts last, after the transactions they
+    /// refer to.
+    pub const ALL: [Stream; 6] = [
         Stream::Clients,
+        Stream::Customers,
         Stream::Settlements,
         Stream::Transactions,
         Stream::Declines,
+        Stream::Payouts,
     ];
 
     /// The stream's name in tables, logs, metrics and the command line.
@@ -66,17 +76,27 @@ impl Stream {
             Self::Transactions => transactions::STREAM,
             Self::Declines => declines::STREAM,
             Self::Settlements => settlements::STREAM,
+            Self::Customers => customers::STREAM,
+            Self::Payouts => payouts::STREAM,
         }
     }
 
-    /// Whether the stream runs once per client.
+    /// Whether the stream runs once per client (on a v2 account).
     pub fn is_per_client(self) -> bool {
-        matches!(self, Self::Declines | Self::Settlements)
+        matches!(self, Self::Declines | Self::Settlements | Self::Customers)
     }
 
-    /// Whether a v1 (single-merchant) account can run it: only `transactions`.
+    /// Whether a v1 (single-merchant) account can run it: `transactions` and `customers`.
     pub fn works_on_v1(self) -> bool {
-        self == Self::Transactions
+        matches!(self, Self::Transactions | Self::Customers)
+    }
+
+    /// Whether a pass of it can change a settlement date's reconciliation.
+    fn feeds_reconciliation(self) -> bool {
+        matches!(
+            self,
+            Self::Transactions | Self::Declines | Self::Settlements
+        )
     }
 
     /// The stream's settings.
@@ -86,6 +106,8 @@ impl Stream {
             Self::Transactions => &sync.transactions,
             Self::Declines => &sync.declines,
             Self::Settlements => &sync.settlements,
+            Self::Customers => &sync.customers,
+            Self::Payouts => &sync.payouts,
         }
     }
 }
@@ -242,7 +264,8 @@ impl Syncer {
         self.cancel.is_cancelled()
     }
 
-    /// Whether `stream` exists for this account (a v1 account has only transactions).
+    /// Whether `stream` exists for this account (a v1 account has only transactions and
+    /// customers).
     pub fn runs_on_this_account(&self, stream: Stream) -> bool {
         self.settings.rotessa.api_version == ApiVersion::V2 || stream.works_on_v1()
     }
@@ -258,8 +281,13 @@ impl Syncer {
             tracing::debug!(%stream, "skipped: a v1 account has only the transactions stream");
             return Vec::new();
         }
-        if stream == Stream::Clients {
-            return vec![clients::run(self).await];
+        match stream {
+            Stream::Clients => return vec![clients::run(self).await],
+            Stream::Payouts => return vec![payouts::run(self, opts).await],
+            _ => {}
+        }
+        if !stream.feeds_reconciliation() {
+            return self.run_scopes(stream, opts).await;
         }
         let model = self.settings.reconciliation.chargeback_on.as_str();
         match store::reconciliation::set_chargeback_on(self.store.pool(), model).await {
@@ -283,8 +311,12 @@ impl Syncer {
         let mut reports = Vec::new();
         let scopes: Vec<Option<i64>> = match stream {
             Stream::Clients => return vec![clients::run(self).await],
+            Stream::Payouts => return vec![payouts::run(self, opts).await],
             Stream::Transactions => transactions::scopes(self, opts),
-            Stream::Declines | Stream::Settlements => {
+            Stream::Customers if self.settings.rotessa.api_version == ApiVersion::V1 => {
+                vec![None]
+            }
+            Stream::Declines | Stream::Settlements | Stream::Customers => {
                 match self.client_ids(opts, &mut reports).await {
                     Ok(ids) => ids.into_iter().map(Some).collect(),
                     Err(e) => {
@@ -305,7 +337,9 @@ impl Syncer {
                     Stream::Transactions => transactions::run_scope(&syncer, scope, &opts).await,
                     Stream::Declines => declines::run_scope(&syncer, client_id, &opts).await,
                     Stream::Settlements => settlements::run_scope(&syncer, client_id, &opts).await,
+                    Stream::Customers => customers::run_scope(&syncer, scope).await,
                     Stream::Clients => clients::run(&syncer).await,
+                    Stream::Payouts => payouts::run(&syncer, &opts).await,
                 };
                 (index, report)
             });

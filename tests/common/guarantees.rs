@@ -32,7 +32,7 @@ impl SplitMix64 {
 /// our own bookkeeping (first seen, changed, observed and removed times, of which only whether a
 /// row is removed counts; identity ids; run ids; event ids, `seq`, `txid`, `occurred_at`, the
 /// payload's `observed_at`), sorted: a multiset per table.
-const TABLES: [(&str, &str); 9] = [
+const TABLES: [(&str, &str); 12] = [
     (
         "transactions",
         "select (to_jsonb(t) - 'first_seen_at' - 'changed_at' - 'status_changed_at' - 'removed_at'
@@ -57,6 +57,24 @@ const TABLES: [(&str, &str); 9] = [
     (
         "clients",
         "select (to_jsonb(c) - 'seen_at')::text from rotessa.clients c",
+    ),
+    (
+        "customers",
+        "select (to_jsonb(c) - 'first_seen_at' - 'changed_at' - 'removed_at'
+                 || jsonb_build_object('removed', c.removed_at is not null))::text
+         from rotessa.customers c",
+    ),
+    (
+        "transaction_schedules",
+        "select (to_jsonb(s) - 'first_seen_at' - 'changed_at' - 'removed_at'
+                 || jsonb_build_object('removed', s.removed_at is not null))::text
+         from rotessa.transaction_schedules s",
+    ),
+    (
+        "payouts",
+        "select (to_jsonb(p) - 'first_seen_at' - 'changed_at' - 'removed_at'
+                 || jsonb_build_object('removed', p.removed_at is not null))::text
+         from rotessa.payouts p",
     ),
     (
         "reconciliation_state",

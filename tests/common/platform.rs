@@ -1,5 +1,6 @@
-//! A mock Rotessa platform: clients, the transaction report, per-client decline reports and
-//! settlements, all served from data a test can change between syncs.
+//! A mock Rotessa platform: clients, the transaction report, per-client decline reports,
+//! settlements and customer lists, and the payout report, all served from data a test can
+//! change between syncs.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,10 @@ pub struct Platform {
     pub settlements: BTreeMap<i64, Vec<Value>>,
     /// Per client: an error status and code for its decline report.
     pub decline_errors: BTreeMap<i64, (u16, &'static str, &'static str)>,
+    /// Per client: its customer list (empty when missing).
+    pub customers: BTreeMap<i64, Vec<Value>>,
+    /// The payout report: every row, whatever the dates asked for (a payout has no date).
+    pub payouts: Vec<Value>,
 }
 
 impl Platform {
@@ -61,7 +66,18 @@ impl Platform {
             let rows = self.settlements.get(id).cloned().unwrap_or_default();
             let at = format!("/v2/clients/{id}/settlements/show_by_settlement_date");
             serve(server, "POST", &at, &rows, "settlement_date").await;
+            let customers = self.customers.get(id).cloned().unwrap_or_default();
+            Mock::given(method("GET"))
+                .and(path(format!("/v2/clients/{id}/customers")))
+                .respond_with(ResponseTemplate::new(200).set_body_json(customers))
+                .mount(server)
+                .await;
         }
+        Mock::given(method("GET"))
+            .and(path("/v2/payout_report"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(self.payouts.clone()))
+            .mount(server)
+            .await;
     }
 }
 

@@ -5,10 +5,15 @@
 //! fails as a whole (the transient case: cut off, an HTML error page).
 
 mod client;
+mod customer;
+mod fields;
+mod payout;
 mod settlement;
 mod transaction;
 
 pub use client::WireClient;
+pub use customer::{WireCustomer, WireSchedule};
+pub use payout::{PayoutTransaction, WirePayout};
 pub use settlement::WireSettlement;
 pub use transaction::{ParsedRows, WireTransaction, digest, parse_report_page};
 
@@ -36,9 +41,31 @@ pub fn parse_rows<T>(
     body: &[u8],
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<(Vec<T>, Vec<RejectedRow>), String> {
+    collect_rows(split_array(body)?, parse)
+}
+
+/// [`parse_rows`] for bodies that carry personal data (customer lists, payouts with their
+/// customers): an error never quotes the body.
+pub fn parse_private_rows<T>(
+    body: &[u8],
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<(Vec<T>, Vec<RejectedRow>), String> {
+    let raws: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "expected a JSON array of rows ({e}); {} bytes, not quoted: they hold personal data",
+            body.len()
+        )
+    })?;
+    collect_rows(raws, parse)
+}
+
+fn collect_rows<T>(
+    raws: Vec<&RawValue>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<(Vec<T>, Vec<RejectedRow>), String> {
     let mut rows = Vec::new();
     let mut rejected = Vec::new();
-    for raw in split_array(body)? {
+    for raw in raws {
         match parse(raw.get()) {
             Ok(row) => rows.push(row),
             Err(error) => rejected.push(RejectedRow {

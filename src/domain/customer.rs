@@ -1,0 +1,211 @@
+//! Customers, their transaction schedules, and the platform's payouts, as stored: personal data
+//! minimised (README "Personal data").
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+/// Fields of a customer that are personal data beyond a name and an email: never in `extra`,
+/// bank numbers only masked, contact details only when the operator opts in.
+pub const PRIVATE_FIELDS: [&str; 9] = [
+    "account_number",
+    "transit_number",
+    "institution_number",
+    "routing_number",
+    "phone",
+    "home_phone",
+    "address",
+    "financial_transactions",
+    "transaction_schedules",
+];
+
+/// Masks a bank number to at most its last 3 characters, and never all of it: "23123132"
+/// becomes "*****132", "333" becomes "*33", and an already masked "****32" stays as it is.
+pub fn mask(number: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    let keep = chars.len().saturating_sub(1).min(3);
+    let hidden = chars.len() - keep;
+    std::iter::repeat_n('*', hidden)
+        .chain(chars[hidden..].iter().copied())
+        .collect()
+}
+
+/// A customer's phone numbers and address, kept only with `sync.customers.store_contact`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Contact {
+    pub phone: Option<String>,
+    pub home_phone: Option<String>,
+    pub address: Option<Value>,
+}
+
+/// One row of `rotessa.customers`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Customer {
+    pub id: i64,
+    /// `None` on a v1 account.
+    pub client_id: Option<i64>,
+    pub custom_identifier: Option<String>,
+    pub identifier: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub customer_type: Option<String>,
+    pub active: Option<bool>,
+    pub bank_name: Option<String>,
+    pub authorization_type: Option<String>,
+    pub bank_account_type: Option<String>,
+    /// Masked ([`mask`]).
+    pub account_number: Option<String>,
+    pub transit_number: Option<String>,
+    pub institution_number: Option<String>,
+    pub routing_number: Option<String>,
+    /// Empty unless contact details are kept.
+    pub contact: Contact,
+    pub api_created_at: Option<DateTime<Utc>>,
+    pub api_updated_at: Option<DateTime<Utc>>,
+    /// Fields without a column ([`PRIVATE_FIELDS`] never), or `None`.
+    pub extra: Option<Value>,
+}
+
+impl Customer {
+    /// Whether the fields a `customer.changed` event is about differ (Rotessa's `updated_at`
+    /// and `extra` aside: a change only there is written without an event).
+    pub fn differs_for_event(&self, other: &Customer) -> bool {
+        self.event_fields() != other.event_fields()
+    }
+
+    /// The customer as an event payload fragment: no contact data, bank numbers masked.
+    pub fn event_fields(&self) -> Value {
+        json!({
+            "id": self.id,
+            "client_id": self.client_id,
+            "custom_identifier": self.custom_identifier,
+            "identifier": self.identifier,
+            "name": self.name,
+            "email": self.email,
+            "customer_type": self.customer_type,
+            "active": self.active,
+            "bank_name": self.bank_name,
+            "authorization_type": self.authorization_type,
+            "bank_account_type": self.bank_account_type,
+            "account_number": self.account_number,
+            "transit_number": self.transit_number,
+            "institution_number": self.institution_number,
+            "routing_number": self.routing_number,
+        })
+    }
+}
+
+/// One row of `rotessa.transaction_schedules`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub id: i64,
+    pub customer_id: i64,
+    pub client_id: Option<i64>,
+    /// At scale 2.
+    pub amount: Option<Decimal>,
+    pub frequency: Option<String>,
+    pub installments: Option<i32>,
+    pub process_date: Option<NaiveDate>,
+    pub next_process_date: Option<NaiveDate>,
+    pub active: Option<bool>,
+    pub comment: Option<String>,
+    pub api_created_at: Option<DateTime<Utc>>,
+    pub api_updated_at: Option<DateTime<Utc>>,
+    pub extra: Option<Value>,
+}
+
+/// One row of `rotessa.payouts`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payout {
+    /// See [`payout_key`].
+    pub key: String,
+    pub payout_id: Option<i64>,
+    pub financial_transaction_id: Option<i64>,
+    pub customer_id: Option<i64>,
+    /// At scale 2 (`"1.0"` is 1.00).
+    pub amount: Decimal,
+    pub transaction_amount: Option<Decimal>,
+    pub status: Option<String>,
+    pub process_date: Option<NaiveDate>,
+    pub settlement_date: Option<NaiveDate>,
+    /// The nested financial transaction's `updated_at`: an older view of a payout is stale.
+    pub api_updated_at: Option<DateTime<Utc>>,
+    pub extra: Option<Value>,
+}
+
+impl Payout {
+    /// Whether this payout is a forecast: Rotessa gave it no identity of its own.
+    pub fn is_forecast(&self) -> bool {
+        self.key.starts_with(FORECAST_PREFIX)
+    }
+
+    /// The payout as an event payload fragment.
+    pub fn event_fields(&self) -> Value {
+        json!({
+            "payout_key": self.key,
+            "payout_id": self.payout_id,
+            "financial_transaction_id": self.financial_transaction_id,
+            "customer_id": self.customer_id,
+            "amount": self.amount.to_string(),
+            "transaction_amount": self.transaction_amount.map(|a| a.to_string()),
+            "status": self.status,
+            "process_date": self.process_date,
+            "settlement_date": self.settlement_date,
+        })
+    }
+}
+
+/// The prefix of a forecast payout's key.
+pub const FORECAST_PREFIX: &str = "future:";
+
+/// The key of a payout, stable across syncs (README "Payout keys"): its financial transaction's
+/// id when it names one, else its own id, else (a Future payout, which Rotessa gives neither)
+/// its customer, transaction amount and amount, numbered by `occurrence` (1 for the first such
+/// payout of a run, 2 for the second...).
+pub fn payout_key(
+    financial_transaction_id: Option<i64>,
+    payout_id: Option<i64>,
+    customer_id: Option<i64>,
+    transaction_amount: Option<Decimal>,
+    amount: Decimal,
+    occurrence: u32,
+) -> String {
+    match (financial_transaction_id, payout_id) {
+        (Some(ft), _) => format!("ft:{ft}"),
+        (None, Some(id)) => format!("payout:{id}"),
+        (None, None) => format!(
+            "{FORECAST_PREFIX}{}:{}:{amount}:{occurrence}",
+            customer_id.map_or("-".to_owned(), |c| c.to_string()),
+            transaction_amount.map_or("-".to_owned(), |a| a.to_string()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn masks_keep_at_most_three_characters_and_never_all() {
+        assert_eq!(mask("23123132"), "*****132");
+        assert_eq!(mask("11111"), "**111");
+        assert_eq!(mask("333"), "*33");
+        assert_eq!(mask("7"), "*");
+        assert_eq!(mask(""), "");
+        assert_eq!(mask("****32"), "****32");
+        assert_eq!(mask("111000025"), "******025");
+    }
+
+    #[test]
+    fn payout_keys_prefer_the_financial_transaction_then_the_id() {
+        let one = Decimal::from_str("1.00").unwrap();
+        let hundred = Decimal::from_str("100.00").unwrap();
+        assert_eq!(payout_key(Some(5), Some(9), Some(1), None, one, 1), "ft:5");
+        assert_eq!(payout_key(None, Some(9), Some(1), None, one, 1), "payout:9");
+        assert_eq!(
+            payout_key(None, None, Some(174527), Some(hundred), one, 2),
+            "future:174527:100.00:1.00:2"
+        );
+    }
+}
