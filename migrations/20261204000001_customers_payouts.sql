@@ -63,11 +63,11 @@ create index transaction_schedules_customer on rotessa.transaction_schedules (cu
 
 -- The platform's payouts (`GET /v2/payout_report`). Rotessa gives a Future payout no id and no
 -- financial transaction, so the key is chosen here (README "Payout keys"):
---   'ft:<financial transaction id>'  when the payout names its financial transaction;
---   'payout:<id>'                    else when it has an id;
+--   'payout:<id>'                    when it has an id (a transaction may have several payouts);
+--   'ft:<financial transaction id>'  else when it names its financial transaction;
 --   'future:<customer id>:<transaction amount>:<amount>:<n>'
---                                    else: the n-th such payout of one run's whole window
---                                    (a forecast, replaced by each complete run).
+--                                    else: the n-th such payout of one response (a forecast,
+--                                    replaced by each complete run).
 create table rotessa.payouts (
     payout_key                text primary key,
     payout_id                 bigint,

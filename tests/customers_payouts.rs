@@ -216,7 +216,7 @@ async fn the_documented_samples_land_with_exact_values(pool: PgPool) {
     let payouts: Vec<Value> = sqlx::query_scalar(
         "select jsonb_build_array(payout_key, payout_id, financial_transaction_id, customer_id,
                                   amount::text, transaction_amount::text, status)
-         from rotessa.payouts order by payout_key",
+         from rotessa.payouts order by payout_key desc",
     )
     .fetch_all(&pool)
     .await
@@ -224,7 +224,15 @@ async fn the_documented_samples_land_with_exact_values(pool: PgPool) {
     assert_eq!(
         payouts,
         vec![
-            json!(["ft:1101", 9001, 1101, 174527, "2.26", "100.00", "Approved"]),
+            json!([
+                "payout:9001",
+                9001,
+                1101,
+                174527,
+                "2.26",
+                "100.00",
+                "Approved"
+            ]),
             json!([
                 "future:174527:100.00:1.00:1",
                 null,
@@ -301,8 +309,13 @@ async fn a_changed_customer_gives_one_event(pool: PgPool) {
         2,
         "first sight, then one change: {changed:?}"
     );
-    assert_eq!(changed[1]["previous"]["email"], "[email protected]");
-    assert_eq!(changed[1]["current"]["email"], "mike.smith at example.org");
+    assert_eq!(changed[1]["changed"], json!(["email"]));
+    assert!(
+        !changed[1].to_string().contains("example.org")
+            && changed[1]["current"].get("email").is_none(),
+        "events carry no contact data: {}",
+        changed[1]
+    );
     assert!(
         !changed[1].to_string().contains("23123132"),
         "events carry masked bank numbers only"
@@ -430,15 +443,15 @@ async fn payouts_are_never_duplicated_across_overlapping_windows(pool: PgPool) {
     assert_eq!(
         keys,
         vec![
-            "ft:1101",
             "future:174527:100.00:1.00:1",
-            "future:174527:100.00:1.00:2"
+            "future:174527:100.00:1.00:2",
+            "payout:9001"
         ]
     );
     assert_eq!(events(&pool, "payout.changed").await.len(), 3);
 
     // The second Future payout is processed: the forecast it was is marked removed, its own
-    // payout arrives under its transaction's key, and an amount change is one event.
+    // payout arrives under its id, and an amount change is one event.
     p.payouts.pop();
     p.payouts[1] = payout(9001, 1101, "Approved", "2.50");
     p.payouts.push(payout(9002, 1102, "Pending", "1.00"));
@@ -453,10 +466,10 @@ async fn payouts_are_never_duplicated_across_overlapping_windows(pool: PgPool) {
     assert_eq!(
         rows,
         vec![
-            ("ft:1101".into(), false, "2.50".into()),
-            ("ft:1102".into(), false, "1.00".into()),
             ("future:174527:100.00:1.00:1".into(), false, "1.00".into()),
             ("future:174527:100.00:1.00:2".into(), true, "1.00".into()),
+            ("payout:9001".into(), false, "2.50".into()),
+            ("payout:9002".into(), false, "1.00".into()),
         ]
     );
     let changed = events(&pool, "payout.changed").await;
@@ -505,4 +518,139 @@ async fn refused_rows_are_quarantined_without_personal_data(pool: PgPool) {
         .await,
         0
     );
+}
+
+#[sqlx::test]
+async fn an_older_view_of_a_customer_changes_none_of_its_schedules(pool: PgPool) {
+    let server = MockServer::start().await;
+    let mut p = platform();
+    let c = &mut p.customers.get_mut(&CLIENT).unwrap()[0];
+    c["updated_at"] = json!("2026-11-20T10:00:00.000-06:00");
+    c["transaction_schedules"][0]["updated_at"] = Value::Null;
+    p.mount(&server).await;
+    let syncer = syncer(&pool, test_settings(&server, &[]));
+    run(&syncer, Stream::Customers).await;
+
+    // A lagging copy: older customer, its schedule at another amount, a schedule missing.
+    let c = &mut p.customers.get_mut(&CLIENT).unwrap()[0];
+    c["updated_at"] = json!("2026-11-01T10:00:00.000-06:00");
+    c["transaction_schedules"][0]["amount"] = json!("9.00");
+    p.mount(&server).await;
+    run(&syncer, Stream::Customers).await;
+    let schedule: (String, bool) = sqlx::query_as(
+        "select amount::text, removed_at is not null from rotessa.transaction_schedules",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(schedule, ("100.00".into(), false));
+    let c = &mut p.customers.get_mut(&CLIENT).unwrap()[0];
+    c["transaction_schedules"] = json!([]);
+    p.mount(&server).await;
+    run(&syncer, Stream::Customers).await;
+    assert_eq!(
+        scalar(
+            &pool,
+            "select count(*) from rotessa.transaction_schedules where removed_at is null"
+        )
+        .await,
+        1,
+        "an older view's missing schedule is not marked removed"
+    );
+}
+
+#[sqlx::test]
+async fn two_payouts_of_one_transaction_are_two_and_a_conflicting_repeat_is_refused(pool: PgPool) {
+    let server = MockServer::start().await;
+    let mut p = platform();
+    let mut reversal = payout(9003, 1101, "Chargeback", "-2.26");
+    reversal["status"] = json!("Chargeback");
+    let mut conflicting = payout(9001, 1101, "Approved", "9.99");
+    conflicting["transaction_amount"] = json!("100.00");
+    p.payouts.extend([
+        reversal,
+        payout(9001, 1101, "Approved", "2.26"),
+        conflicting,
+    ]);
+    p.mount(&server).await;
+    let syncer = syncer(&pool, test_settings(&server, &[]));
+    run(&syncer, Stream::Payouts).await;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "select payout_key, amount::text from rotessa.payouts
+         where financial_transaction_id = 1101 order by 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("payout:9001".into(), "2.26".into()),
+            ("payout:9003".into(), "-2.26".into())
+        ]
+    );
+    let (runs_rejected, quarantined): (i64, String) = sqlx::query_as(
+        "select r.rows_rejected, q.error from rotessa.sync_runs r, rotessa.rejected_records q
+         where r.stream = 'payouts'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(runs_rejected, 1);
+    assert!(quarantined.contains("payout:9001"), "{quarantined}");
+}
+
+#[sqlx::test]
+async fn fields_rotessa_may_add_that_look_personal_never_reach_extra(pool: PgPool) {
+    let server = MockServer::start().await;
+    let mut p = platform();
+    let c = &mut p.customers.get_mut(&CLIENT).unwrap()[0];
+    c["mobile_phone"] = json!("2045557777");
+    c["date_of_birth"] = json!("1980-06-01");
+    c["preferred_language"] = json!("en");
+    p.customers
+        .get_mut(&CLIENT)
+        .unwrap()
+        .push(json!("2045551234"));
+    p.mount(&server).await;
+    let syncer = syncer(&pool, test_settings(&server, &[]));
+    run(&syncer, Stream::Customers).await;
+    let extra: Value = sqlx::query_scalar("select extra from rotessa.customers")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(extra, json!({"preferred_language": "en"}));
+    let quarantined: String =
+        sqlx::query_scalar("select raw || ' ' || error from rotessa.rejected_records")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(!quarantined.contains("2045551234"), "{quarantined}");
+}
+
+/// A read that started before another process wrote a customer never marks it removed.
+#[sqlx::test]
+async fn a_customer_written_by_a_newer_read_is_never_marked_removed_by_an_older_one(pool: PgPool) {
+    use rotessa_recon::store::customers;
+    let server = MockServer::start().await;
+    platform().mount(&server).await;
+    let syncer = syncer(&pool, test_settings(&server, &[]));
+    let before: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("select now()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    run(&syncer, Stream::Customers).await;
+    let mut tx = pool.begin().await.unwrap();
+    let marked = customers::mark_removed(&mut tx, Some(CLIENT), &[], before)
+        .await
+        .unwrap();
+    assert_eq!(marked, Vec::<i64>::new(), "written after that read began");
+    let later: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("select clock_timestamp()")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let marked = customers::mark_removed(&mut tx, Some(CLIENT), &[], later)
+        .await
+        .unwrap();
+    assert_eq!(marked, vec![174527], "a read that began later may mark it");
 }

@@ -67,13 +67,28 @@ pub struct Customer {
 }
 
 impl Customer {
-    /// Whether the fields a `customer.changed` event is about differ (Rotessa's `updated_at`
-    /// and `extra` aside: a change only there is written without an event).
-    pub fn differs_for_event(&self, other: &Customer) -> bool {
-        self.event_fields() != other.event_fields()
+    /// The names of the fields a `customer.changed` event is about that differ from `before`:
+    /// those of [`Customer::event_fields`] and `email` (Rotessa's `updated_at`, `extra` and the
+    /// contact details aside: a change only there is written without an event).
+    pub fn changed_fields(&self, before: &Customer) -> Vec<String> {
+        let (now, then) = (self.event_fields(), before.event_fields());
+        let mut changed: Vec<String> = match (now, then) {
+            (Value::Object(now), Value::Object(then)) => now
+                .into_iter()
+                .filter(|(k, v)| then.get(k) != Some(v))
+                .map(|(k, _)| k)
+                .collect(),
+            _ => Vec::new(),
+        };
+        if self.email != before.email {
+            changed.push("email".to_owned());
+        }
+        changed.sort();
+        changed
     }
 
-    /// The customer as an event payload fragment: no contact data, bank numbers masked.
+    /// The customer as an event payload fragment: bank numbers masked, and no contact data
+    /// (phones, address, email).
     pub fn event_fields(&self) -> Value {
         json!({
             "id": self.id,
@@ -81,7 +96,6 @@ impl Customer {
             "custom_identifier": self.custom_identifier,
             "identifier": self.identifier,
             "name": self.name,
-            "email": self.email,
             "customer_type": self.customer_type,
             "active": self.active,
             "bank_name": self.bank_name,
@@ -158,10 +172,10 @@ impl Payout {
 /// The prefix of a forecast payout's key.
 pub const FORECAST_PREFIX: &str = "future:";
 
-/// The key of a payout, stable across syncs (README "Payout keys"): its financial transaction's
-/// id when it names one, else its own id, else (a Future payout, which Rotessa gives neither)
-/// its customer, transaction amount and amount, numbered by `occurrence` (1 for the first such
-/// payout of a run, 2 for the second...).
+/// The key of a payout, stable across syncs (README "Payout keys"): its own id when it has one
+/// (a transaction may have more than one payout), else its financial transaction's id, else (a
+/// Future payout, which Rotessa gives neither) its customer, transaction amount and amount,
+/// numbered by `occurrence` (1 for the first such payout of a response, 2 for the second...).
 pub fn payout_key(
     financial_transaction_id: Option<i64>,
     payout_id: Option<i64>,
@@ -170,9 +184,9 @@ pub fn payout_key(
     amount: Decimal,
     occurrence: u32,
 ) -> String {
-    match (financial_transaction_id, payout_id) {
-        (Some(ft), _) => format!("ft:{ft}"),
-        (None, Some(id)) => format!("payout:{id}"),
+    match (payout_id, financial_transaction_id) {
+        (Some(id), _) => format!("payout:{id}"),
+        (None, Some(ft)) => format!("ft:{ft}"),
         (None, None) => format!(
             "{FORECAST_PREFIX}{}:{}:{amount}:{occurrence}",
             customer_id.map_or("-".to_owned(), |c| c.to_string()),
@@ -198,11 +212,14 @@ mod tests {
     }
 
     #[test]
-    fn payout_keys_prefer_the_financial_transaction_then_the_id() {
+    fn payout_keys_prefer_the_id_then_the_financial_transaction() {
         let one = Decimal::from_str("1.00").unwrap();
         let hundred = Decimal::from_str("100.00").unwrap();
-        assert_eq!(payout_key(Some(5), Some(9), Some(1), None, one, 1), "ft:5");
-        assert_eq!(payout_key(None, Some(9), Some(1), None, one, 1), "payout:9");
+        assert_eq!(
+            payout_key(Some(5), Some(9), Some(1), None, one, 1),
+            "payout:9"
+        );
+        assert_eq!(payout_key(Some(5), None, Some(1), None, one, 1), "ft:5");
         assert_eq!(
             payout_key(None, None, Some(174527), Some(hundred), one, 2),
             "future:174527:100.00:1.00:2"

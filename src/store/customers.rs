@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
@@ -161,23 +162,44 @@ pub async fn upsert(conn: &mut PgConnection, rows: &[&Customer]) -> Result<(), E
     Ok(())
 }
 
-/// Marks the customers of a list that it no longer holds; returns their ids.
+/// Marks the customers of a list that it no longer holds; returns their ids. A customer
+/// written after `fetched_after` came from a newer read of the list and is left alone.
 pub async fn mark_removed(
     conn: &mut PgConnection,
     client_id: Option<i64>,
     listed: &[i64],
+    fetched_after: DateTime<Utc>,
 ) -> Result<Vec<i64>, Error> {
     const SQL: &str = r#"
         update rotessa.customers set removed_at = now()
         where client_id is not distinct from $1 and removed_at is null and id <> all($2)
+          and changed_at < $3
         returning id
     "#;
     sqlx::query_scalar(SQL)
         .bind(client_id)
         .bind(listed)
+        .bind(fetched_after)
         .fetch_all(conn)
         .await
         .op("marking removed customers")
+}
+
+/// Clears the phone numbers and addresses of a list's customers, stored while
+/// `sync.customers.store_contact` was on (removed customers and older views included); returns
+/// how many customers had some.
+pub async fn clear_contact(conn: &mut PgConnection, client_id: Option<i64>) -> Result<u64, Error> {
+    const SQL: &str = r#"
+        update rotessa.customers set phone = null, home_phone = null, address = null
+        where client_id is not distinct from $1
+          and (phone is not null or home_phone is not null or address is not null)
+    "#;
+    let done = sqlx::query(SQL)
+        .bind(client_id)
+        .execute(conn)
+        .await
+        .op("clearing stored contact details")?;
+    Ok(done.rows_affected())
 }
 
 fn schedule_of(r: &PgRow) -> Result<Stored<Schedule>, sqlx::Error> {
@@ -283,18 +305,22 @@ pub async fn upsert_schedules(conn: &mut PgConnection, rows: &[&Schedule]) -> Re
 }
 
 /// Marks the schedules of these customers that their lists no longer hold; returns how many.
+/// A schedule written after `fetched_after` came from a newer read and is left alone.
 pub async fn mark_schedules_removed(
     conn: &mut PgConnection,
     customers: &[i64],
     listed: &[i64],
+    fetched_after: DateTime<Utc>,
 ) -> Result<u64, Error> {
     const SQL: &str = r#"
         update rotessa.transaction_schedules set removed_at = now()
         where customer_id = any($1) and removed_at is null and id <> all($2)
+          and changed_at < $3
     "#;
     let done = sqlx::query(SQL)
         .bind(customers)
         .bind(listed)
+        .bind(fetched_after)
         .execute(conn)
         .await
         .op("marking removed schedules")?;

@@ -116,18 +116,22 @@ pub async fn upsert(conn: &mut PgConnection, rows: &[&Payout]) -> Result<(), Err
     Ok(())
 }
 
-/// Marks the forecast payouts that a complete run no longer found; returns how many.
+/// Marks the forecast payouts that a complete run no longer found; returns how many. One
+/// written after `fetched_after` came from a newer read and is left alone.
 pub async fn mark_forecasts_removed(
     conn: &mut PgConnection,
     seen: &[String],
+    fetched_after: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, Error> {
     const SQL: &str = r#"
         update rotessa.payouts set removed_at = now()
         where starts_with(payout_key, $1) and removed_at is null and payout_key <> all($2)
+          and changed_at < $3
     "#;
     let done = sqlx::query(SQL)
         .bind(FORECAST_PREFIX)
         .bind(seen)
+        .bind(fetched_after)
         .execute(conn)
         .await
         .op("marking forecast payouts no longer reported")?;

@@ -305,12 +305,46 @@ fn refuse_nul(texts: &[(&str, &Option<String>)], extra: &Map<String, Value>) -> 
     Ok(())
 }
 
-/// `extra` without any private field (one that failed to parse stays out of it too).
+/// `extra` without any private field: the known ones (one that failed to parse included), and
+/// any field Rotessa may add whose name says it is personal ([`looks_private`]).
 fn public_extra(mut extra: Map<String, Value>) -> Option<Value> {
     for name in PRIVATE_FIELDS {
         extra.remove(name);
     }
+    extra.retain(|name, _| !looks_private(name));
     (!extra.is_empty()).then_some(Value::Object(extra))
+}
+
+/// Words that mark a field name as personal data (`mobile_phone`, `date_of_birth`,
+/// `billing_address`, `sin`...), matched against the name's `_`- or `-`-separated parts.
+const PRIVATE_WORDS: [&str; 20] = [
+    "phone",
+    "mobile",
+    "cell",
+    "fax",
+    "address",
+    "street",
+    "postal",
+    "zip",
+    "account",
+    "transit",
+    "institution",
+    "routing",
+    "iban",
+    "card",
+    "birth",
+    "dob",
+    "sin",
+    "ssn",
+    "passport",
+    "licence",
+];
+
+/// Whether a field name says it holds personal data (see [`PRIVATE_WORDS`]).
+pub fn looks_private(name: &str) -> bool {
+    name.to_ascii_lowercase()
+        .split(['_', '-', ' '])
+        .any(|word| PRIVATE_WORDS.contains(&word) || word == "license" || word == "tax")
 }
 
 /// A money amount as stored: not negative, at most two decimals, fits `numeric(14,2)`,

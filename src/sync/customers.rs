@@ -7,13 +7,14 @@
 //! address kept only with `sync.customers.store_contact`, nested financial transactions never;
 //! a refused row is quarantined with the same fields masked or withheld.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracing::Instrument;
 
 use super::apply::{PageOutcome, record_rejected, with_db_retries};
-use super::convert::to_customer;
+use super::convert::{looks_private, to_customer};
 use super::events;
 use super::run::{RunError, RunReport};
 use super::{Advance, Syncer};
@@ -56,32 +57,62 @@ pub async fn run_scope(syncer: &Syncer, client: Option<i64>) -> RunReport {
                     error: r.error,
                 })
                 .collect();
-            let mut list = Vec::with_capacity(rows.len());
+            // A list of exactly whole pages may be the first page of a list Rotessa pages
+            // without saying so: it says nothing of which customers are gone.
+            let listed = rows.len() + rejected.len();
+            let maybe_cut = listed > 0 && listed.is_multiple_of(syncer.client.page_size());
+            if maybe_cut {
+                metrics::counter!("rotessa_list_maybe_cut_total", "stream" => STREAM).increment(1);
+                tracing::warn!(
+                    rows = listed,
+                    "the customer list holds exactly whole pages and is documented without \
+                     paging: it may be cut short, so no customer is marked removed this run"
+                );
+            }
+            let mut list: Vec<(Customer, Option<Vec<Schedule>>)> = Vec::with_capacity(rows.len());
+            let mut by_id: HashMap<i64, usize> = HashMap::new();
+            let mut duplicates = 0;
             for row in rows {
                 let id = row.id;
-                match to_customer(row, client, store_contact) {
-                    Ok(customer) => list.push(customer),
-                    Err(error) => rejected.push(RejectedRow {
-                        raw: serde_json::json!({ "id": id, "withheld": WITHHELD }).to_string(),
-                        error,
-                    }),
+                let converted = match to_customer(row, client, store_contact) {
+                    Ok(converted) => converted,
+                    Err(error) => {
+                        rejected.push(withheld(id, error));
+                        continue;
+                    }
+                };
+                match by_id.get(&id).map(|&i| &list[i]) {
+                    None => {
+                        by_id.insert(id, list.len());
+                        list.push(converted);
+                    }
+                    Some(first) if *first == converted => duplicates += 1,
+                    Some(_) => rejected.push(withheld(
+                        id,
+                        "the list names this customer earlier with other values; the first is kept"
+                            .to_owned(),
+                    )),
                 }
             }
             let retries = syncer.settings.database.page_retries;
+            let scope = Scope {
+                run_id: run.id,
+                client,
+                fetched_after: run.started_at,
+                complete: !maybe_cut,
+                store_contact,
+            };
             let outcome = with_db_retries(STREAM, retries, |_| {
                 apply(
                     &syncer.store,
                     syncer.fence.as_ref(),
-                    Scope {
-                        run_id: run.id,
-                        client,
-                    },
+                    scope,
                     &list,
                     &rejected,
                 )
             })
             .await?;
-            run.record(&outcome, &rejected, 0);
+            run.record(&outcome, &rejected, duplicates);
             Ok(())
         }
         .await;
@@ -103,19 +134,25 @@ pub async fn run_scope(syncer: &Syncer, client: Option<i64>) -> RunReport {
 /// Why a refused row's fields are missing from `rotessa.rejected_records`.
 const WITHHELD: &str = "personal data of a refused customer row is not stored";
 
+/// A customer refused after parsing, quarantined by its id alone.
+fn withheld(id: i64, error: String) -> RejectedRow {
+    RejectedRow {
+        raw: serde_json::json!({ "id": id, "withheld": WITHHELD }).to_string(),
+        error,
+    }
+}
+
 /// A refused row as quarantined: bank numbers masked, contact details and nested financial
 /// transactions withheld (also inside a payout's nested `customer`). A row that is not a JSON
 /// object is withheld whole.
 pub fn redact(raw: &str) -> String {
     fn scrub(map: &mut serde_json::Map<String, Value>) {
-        for name in PRIVATE_FIELDS {
-            if name == "transaction_schedules" {
+        for (name, v) in map.iter_mut() {
+            if v.is_null() || name == "transaction_schedules" {
                 continue;
             }
-            let Some(v) = map.get_mut(name).filter(|v| !v.is_null()) else {
-                continue;
-            };
-            *v = match name {
+            let private = PRIVATE_FIELDS.contains(&name.as_str()) || looks_private(name);
+            *v = match name.as_str() {
                 "account_number" | "transit_number" | "institution_number" | "routing_number" => {
                     let text = match &*v {
                         Value::String(s) => s.clone(),
@@ -123,7 +160,8 @@ pub fn redact(raw: &str) -> String {
                     };
                     Value::String(mask(&text))
                 }
-                _ => Value::String("[withheld]".into()),
+                _ if private => Value::String("[withheld]".into()),
+                _ => continue,
             };
         }
         if let Some(Value::Object(customer)) = map.get_mut("customer") {
@@ -140,11 +178,18 @@ pub fn redact(raw: &str) -> String {
     }
 }
 
-/// Which list a transaction writes.
+/// Which list a transaction writes, and how.
 #[derive(Debug, Clone, Copy)]
 struct Scope {
     run_id: i64,
     client: Option<i64>,
+    /// The list was fetched after this instant (the run's start, by the database's clock): a
+    /// row written since came from a newer read and is never marked removed by this one.
+    fetched_after: DateTime<Utc>,
+    /// The list is whole (not possibly cut at a page boundary): absences mean removals.
+    complete: bool,
+    /// `sync.customers.store_contact`: when off, contact details still stored are cleared.
+    store_contact: bool,
 }
 
 /// What to write of one row against what is stored.
@@ -191,12 +236,8 @@ async fn apply(
         rejected: rejected.len() as i64,
         ..Progress::default()
     };
-    let mut seen = HashSet::new();
+    let mut stale = HashSet::new();
     for (c, _) in list {
-        if !seen.insert(c.id) {
-            // A list naming a customer twice: the first is kept, like a report page's repeats.
-            continue;
-        }
         let before = stored.get(&c.id);
         match verdict(c, before, |c| c.api_updated_at) {
             Verdict::New => {
@@ -206,20 +247,25 @@ async fn apply(
             }
             Verdict::Changed => {
                 progress.updated += 1;
-                if let Some(b) = before.filter(|b| c.differs_for_event(&b.row)) {
+                if let Some(b) = before.filter(|b| !c.changed_fields(&b.row).is_empty()) {
                     outbox.push(events::customer_changed(c, Some(&b.row)));
                 }
                 writes.push(c);
             }
             Verdict::Unchanged => progress.unchanged += 1,
-            Verdict::Stale => progress.stale += 1,
+            Verdict::Stale => {
+                progress.stale += 1;
+                stale.insert(c.id);
+            }
         }
     }
     customers::upsert(&mut tx, &writes).await?;
 
-    // Schedules of the customers whose list carried them (v1's list does not).
+    // Schedules of the customers whose list carried them (v1's list does not), unless that
+    // view of the customer is older than the stored one.
     let with_schedules: Vec<(&Customer, &Vec<Schedule>)> = list
         .iter()
+        .filter(|(c, _)| !stale.contains(&c.id))
         .filter_map(|(c, s)| s.as_ref().map(|s| (c, s)))
         .collect();
     let schedule_ids: Vec<i64> = with_schedules
@@ -241,11 +287,13 @@ async fn apply(
     customers::upsert_schedules(&mut tx, &schedule_writes).await?;
     let listed_by: Vec<i64> = with_schedules.iter().map(|(c, _)| c.id).collect();
     let mut schedules_removed =
-        customers::mark_schedules_removed(&mut tx, &listed_by, &schedule_ids).await?;
+        customers::mark_schedules_removed(&mut tx, &listed_by, &schedule_ids, scope.fetched_after)
+            .await?;
 
-    // Only a list read in full says which customers are gone: a refused row might be one.
-    if rejected.is_empty() {
-        let gone = customers::mark_removed(&mut tx, scope.client, &ids).await?;
+    // Only a whole list read in full says which customers are gone: a refused row might be one.
+    if rejected.is_empty() && scope.complete {
+        let gone =
+            customers::mark_removed(&mut tx, scope.client, &ids, scope.fetched_after).await?;
         if !gone.is_empty() {
             tracing::warn!(
                 count = gone.len(),
@@ -253,7 +301,8 @@ async fn apply(
             );
             metrics::counter!("rotessa_removed_rows_total", "stream" => STREAM)
                 .increment(gone.len() as u64);
-            schedules_removed += customers::mark_schedules_removed(&mut tx, &gone, &[]).await?;
+            schedules_removed +=
+                customers::mark_schedules_removed(&mut tx, &gone, &[], scope.fetched_after).await?;
         }
     }
     if schedules_removed > 0 {
@@ -263,6 +312,15 @@ async fn apply(
         );
         metrics::counter!("rotessa_removed_rows_total", "stream" => "transaction_schedules")
             .increment(schedules_removed);
+    }
+    if !scope.store_contact {
+        let cleared = customers::clear_contact(&mut tx, scope.client).await?;
+        if cleared > 0 {
+            tracing::info!(
+                cleared,
+                "contact details cleared: sync.customers.store_contact is off"
+            );
+        }
     }
 
     store::outbox::append(&mut tx, &outbox).await?;
@@ -296,6 +354,7 @@ mod tests {
         let raw = r#"{"id": "x", "account_number": "23123132", "transit_number": 11111,
                       "phone": "2045551234", "address": {"address_1": "123 Main Street"},
                       "financial_transactions": [{"id": 1}], "name": "Mike Smith",
+                      "mobile_phone": "2045557777",
                       "customer": {"account_number": "99988877", "home_phone": "2045550000"}}"#;
         let kept = redact(raw);
         for secret in [

@@ -240,8 +240,9 @@ pub fn settlement_changed(s: &Settlement, previous: Option<&SettlementTotals>) -
     }
 }
 
-/// `customer.changed`: a customer is new, or a field of its payload changed. The payload holds
-/// no contact data (phones, address) and only masked bank numbers.
+/// `customer.changed`: a customer is new, or a field of its payload (or its email) changed. The
+/// payload holds no contact data (phones, address, email: `changed` names an email change) and
+/// only masked bank numbers.
 pub fn customer_changed(c: &Customer, previous: Option<&Customer>) -> NewEvent {
     NewEvent {
         id: Uuid::now_v7(),
@@ -252,6 +253,7 @@ pub fn customer_changed(c: &Customer, previous: Option<&Customer>) -> NewEvent {
             "event_version": EVENT_VERSION,
             "customer_id": c.id,
             "client_id": c.client_id,
+            "changed": previous.map(|p| c.changed_fields(p)),
             "previous": previous.map(Customer::event_fields),
             "current": c.event_fields(),
         })

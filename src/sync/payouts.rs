@@ -8,7 +8,7 @@
 //! order of their response, and a complete run marks the forecasts it no longer found as
 //! removed. By default one request covers the whole window, so the numbering is the run's.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use tracing::Instrument;
 
@@ -68,21 +68,28 @@ pub async fn run(syncer: &Syncer, opts: &PassOptions) -> RunReport {
                         error: r.error,
                     })
                     .collect();
-                let full = rows.len() + rejected.len() >= syncer.client.page_size();
+                // Exactly whole pages may be the first page of a report Rotessa pages without
+                // saying so: nothing is marked removed after such a response.
+                let listed = rows.len() + rejected.len();
+                let full = listed > 0 && listed.is_multiple_of(syncer.client.page_size());
                 if full {
-                    metrics::counter!("rotessa_payout_report_full_total").increment(1);
+                    metrics::counter!("rotessa_list_maybe_cut_total", "stream" => STREAM)
+                        .increment(1);
                     tracing::warn!(
                         from = %part.0,
                         to = %part.1,
-                        rows = rows.len() + rejected.len(),
-                        "the payout report returned a full page and is documented without paging: \
-                         it may be cut short; lower sync.payouts.window_days"
+                        rows = listed,
+                        "the payout report holds exactly whole pages and is documented without \
+                         paging: it may be cut short (a smaller sync.payouts.window_days splits it, \
+                         at the cost of numbering identical forecasts per window)"
                     );
                 }
                 // Numbered per response: a window asked twice (overlapping runs, a server that
                 // ignores the dates) gives the same keys, never a second copy.
                 let mut numbering = HashMap::new();
-                let mut rows_out = Vec::with_capacity(rows.len());
+                let mut rows_out: Vec<Payout> = Vec::with_capacity(rows.len());
+                let mut by_key: HashMap<String, usize> = HashMap::new();
+                let mut duplicates = 0;
                 for row in rows {
                     let occurrence = match forecast_identity(&row) {
                         Some(identity) => {
@@ -92,12 +99,34 @@ pub async fn run(syncer: &Syncer, opts: &PassOptions) -> RunReport {
                         }
                         None => 0,
                     };
-                    let customer_id = row.customer_id;
-                    match to_payout(row, occurrence) {
-                        Ok(p) => rows_out.push(p),
-                        Err(error) => rejected.push(RejectedRow {
-                            raw: serde_json::json!({ "customer_id": customer_id }).to_string(),
-                            error,
+                    let identity = serde_json::json!({
+                        "id": row.id,
+                        "financial_transaction_id": row.financial_transaction.as_ref().map(|t| t.id),
+                        "customer_id": row.customer_id,
+                    });
+                    let payout = match to_payout(row, occurrence) {
+                        Ok(p) => p,
+                        Err(error) => {
+                            rejected.push(RejectedRow {
+                                raw: identity.to_string(),
+                                error,
+                            });
+                            continue;
+                        }
+                    };
+                    match by_key.get(&payout.key).map(|&i| &rows_out[i]) {
+                        None => {
+                            by_key.insert(payout.key.clone(), rows_out.len());
+                            rows_out.push(payout);
+                        }
+                        Some(first) if *first == payout => duplicates += 1,
+                        Some(_) => rejected.push(RejectedRow {
+                            raw: identity.to_string(),
+                            error: format!(
+                                "key {} appears earlier in the response with other values; \
+                                 the first is kept",
+                                payout.key
+                            ),
                         }),
                     }
                 }
@@ -121,13 +150,18 @@ pub async fn run(syncer: &Syncer, opts: &PassOptions) -> RunReport {
                     )
                 })
                 .await?;
-                run.record(&outcome, &rejected, 0);
+                run.record(&outcome, &rejected, duplicates);
             }
             // Only a complete read of the whole window says which forecasts are gone.
             if plan.on_success.is_some_and(|a| a.whole_window) && complete {
                 let retries = syncer.settings.database.page_retries;
                 let removed = with_db_retries(STREAM, retries, |_| {
-                    forget_forecasts(&syncer.store, syncer.fence.as_ref(), &forecasts)
+                    forget_forecasts(
+                        &syncer.store,
+                        syncer.fence.as_ref(),
+                        &forecasts,
+                        run.started_at,
+                    )
                 })
                 .await?;
                 if removed > 0 {
@@ -153,10 +187,11 @@ async fn forget_forecasts(
     store: &Store,
     fence: Option<&Fence>,
     seen: &[String],
+    fetched_after: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, store::Error> {
     let mut tx = store.begin().await?;
     payouts::lock(&mut tx).await?;
-    let removed = payouts::mark_forecasts_removed(&mut tx, seen).await?;
+    let removed = payouts::mark_forecasts_removed(&mut tx, seen, fetched_after).await?;
     store::commit(tx, fence).await?;
     Ok(removed)
 }
@@ -186,12 +221,7 @@ async fn apply(
         rejected: rejected.len() as i64,
         ..Progress::default()
     };
-    let mut seen = HashSet::new();
     for p in rows {
-        if !seen.insert(p.key.as_str()) {
-            progress.unchanged += 1;
-            continue;
-        }
         match stored.get(&p.key) {
             None => {
                 progress.inserted += 1;

@@ -16,10 +16,23 @@ pub struct Fields {
 }
 
 impl Fields {
-    /// Parses `raw` as an object, or says what it is instead.
+    /// Parses `raw` as an object, or says what it is instead, without quoting it: these rows
+    /// hold personal data.
     pub fn parse(raw: &str, what: &str) -> Result<Self, String> {
-        let map: Map<String, Value> =
-            serde_json::from_str(raw).map_err(|e| format!("not a {what} object: {e}"))?;
+        let map: Map<String, Value> = serde_json::from_str(raw).map_err(|e| {
+            let kind = match e.classify() {
+                serde_json::error::Category::Data => "JSON, but not an object of fields",
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                    "not valid JSON"
+                }
+                serde_json::error::Category::Io => "unreadable",
+            };
+            format!(
+                "not a {what} object: {kind} (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        })?;
         Ok(Self::from_map(map))
     }
 
