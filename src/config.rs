@@ -53,6 +53,79 @@ pub struct Settings {
     pub log: LogSettings,
     pub outbox: OutboxSettings,
     pub reconciliation: ReconciliationSettings,
+    pub relay: RelaySettings,
+}
+
+/// The relay from the outbox to NATS JetStream or RabbitMQ (README "The relay"): run by the
+/// daemon when `enabled`, or on its own by `outbox relay`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySettings {
+    /// Run the relay inside `rotessa-recon run`.
+    pub enabled: bool,
+    /// `nats://HOST:PORT` or `amqp://USER:PASS@HOST:PORT/VHOST` (its password redacted
+    /// wherever shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<BrokerUrl>,
+    /// The registered outbox consumer the relay reads as.
+    pub consumer: String,
+    /// Events per outbox poll and broker batch.
+    pub batch: u32,
+    /// JetStream: the stream, created when missing.
+    pub nats_stream: String,
+    /// JetStream subjects are `<subject_prefix>.<event type>`.
+    pub subject_prefix: String,
+    /// JetStream's duplicate window for a stream the relay creates.
+    pub nats_duplicate_window_secs: u64,
+    /// RabbitMQ: the durable topic exchange (routing key = the event type).
+    pub amqp_exchange: String,
+    /// A failed batch is published again after this, doubling up to `max_backoff_ms`.
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+/// A broker URL whose password is redacted whenever it is shown.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct BrokerUrl(String);
+
+impl BrokerUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL with its password, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `scheme://user:[redacted]@host/path` for a URL with a password; other URLs as they are.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:{REDACTED}@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl Serialize for BrokerUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&redact_url(&self.0))
+    }
 }
 
 /// How to reach Rotessa and how hard to try.
@@ -393,6 +466,18 @@ impl Settings {
                     "sync.{name}.store_contact: only the customers stream stores contact details"
                 ));
             }
+        }
+        if self.relay.batch == 0 || self.relay.batch > i32::MAX as u32 {
+            problems.push("relay.batch must be between 1 and 2147483647".into());
+        }
+        if self.relay.enabled && self.relay.to.is_none() {
+            problems.push(
+                "relay.enabled needs relay.to (nats://HOST:PORT or amqp://USER:PASS@HOST:PORT/VHOST)"
+                    .into(),
+            );
+        }
+        if self.relay.consumer.is_empty() {
+            problems.push("relay.consumer is empty".into());
         }
         if let Err(e) = crate::cron::validate(&self.outbox.prune_schedule) {
             problems.push(format!(

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{DatabaseSettings, Settings};
 use crate::http::{self, Health, Role};
+use crate::relay::{self, Target};
 use crate::rotessa::Client;
 use crate::scheduler::Schedule;
 use crate::store::lease::{self, Fence, SCHEDULER};
@@ -36,6 +37,8 @@ pub enum DaemonError {
     Store(#[from] crate::store::Error),
     #[error(transparent)]
     Rotessa(#[from] crate::rotessa::Error),
+    #[error("relay.to: {0}")]
+    Relay(String),
 }
 
 /// Runs the daemon until a stop signal.
@@ -81,11 +84,34 @@ pub async fn run(
         tokio::spawn(watchdog(every / 2, shutdown.clone()));
     }
 
+    let relay_target = match (settings.relay.enabled, &settings.relay.to) {
+        (true, Some(url)) => Some(Target::parse(url.expose()).map_err(DaemonError::Relay)?),
+        _ => None,
+    };
     if wait_for_database(&store, migrate, &shutdown).await {
         notify(&[sd_notify::NotifyState::Ready]);
         health.set_role(Role::Standby);
+        // The relay takes turns through a lease of its own, whichever replica leads the sync.
+        let relay = relay_target.map(|target| {
+            let (pool, settings, stop) = (
+                store.pool().clone(),
+                Arc::clone(&settings),
+                shutdown.clone(),
+            );
+            tokio::spawn(async move {
+                let ttl = Duration::from_secs(settings.lease.ttl_secs);
+                if let Err(e) =
+                    relay::run(pool, &settings.outbox, &settings.relay, target, ttl, stop).await
+                {
+                    tracing::error!(error = %e, "the relay stopped");
+                }
+            })
+        });
         let syncer = Syncer::new(store.clone(), client, Arc::clone(&settings));
         elect_and_lead(&settings, &store, &lease_store, syncer, &health, &shutdown).await;
+        if let Some(relay) = relay {
+            let _ = tokio::time::timeout(RELEASE, relay).await;
+        }
     }
 
     http_stop.cancel();
@@ -252,7 +278,8 @@ async fn publish_last_successes(store: &Store) {
     }
 }
 
-async fn stop_on_signal(shutdown: CancellationToken, health: Health) {
+/// Cancels `shutdown` at SIGTERM or SIGINT, after `/readyz` starts answering 503.
+pub(crate) async fn stop_on_signal(shutdown: CancellationToken, health: Health) {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

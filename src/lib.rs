@@ -16,6 +16,7 @@ pub mod domain;
 mod error_chain;
 pub mod http;
 pub mod outbox;
+pub mod relay;
 pub mod rotessa;
 pub mod scheduler;
 pub mod sim;

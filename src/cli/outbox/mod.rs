@@ -3,6 +3,7 @@
 
 mod prune;
 mod register;
+mod relay;
 mod stats;
 mod tail;
 
@@ -39,6 +40,9 @@ pub enum OutboxCommand {
     Register(register::RegisterArgs),
     /// Remove a consumer, releasing the events it held back from retention.
     Unregister(register::UnregisterArgs),
+    /// Relay events to NATS JetStream or RabbitMQ as a registered consumer: each batch is acked
+    /// in the outbox only once the broker has it (README "The relay").
+    Relay(relay::RelayArgs),
 }
 
 /// Runs an `outbox` subcommand.
@@ -49,6 +53,7 @@ pub async fn run(settings: &Settings, args: OutboxArgs) -> Result<ExitCode, Fail
         OutboxCommand::Prune(a) => prune::run(settings, a).await,
         OutboxCommand::Register(a) => register::register(settings, a).await,
         OutboxCommand::Unregister(a) => register::unregister(settings, a).await,
+        OutboxCommand::Relay(a) => relay::run(settings, a).await,
     }
 }
 
