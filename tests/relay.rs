@@ -533,3 +533,52 @@ fn waves_never_hold_two_events_of_one_aggregate() {
         .collect();
     assert_eq!(sizes, vec![vec![1, 2], vec![3, 4, 5]]);
 }
+
+#[sqlx::test]
+async fn the_broker_password_never_reaches_the_logs(pool: PgPool) {
+    sqlx::query("select rotessa.outbox_register('relay', 'beginning')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    common::outbox::commit_events(&pool, [1, 2, 3]).await;
+    // Nothing listens on port 1: every attempt fails and is logged.
+    let relay = Relay::spawn(&pool, "amqp://guest:relay-pw-93c1@127.0.0.1:1/%2f", &[]);
+    let start = Instant::now();
+    while relay.log().matches("relaying failed").count() < 2 {
+        assert!(start.elapsed() < LIMIT, "{}", relay.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = relay.log();
+    assert!(!log.contains("relay-pw-93c1"), "{log}");
+    assert!(log.contains("guest:[redacted]@127.0.0.1:1"), "{log}");
+    assert_eq!(backlog(&pool, "relay").await, Some(3), "nothing acked");
+}
+
+#[sqlx::test]
+async fn the_daemon_runs_the_relay_when_enabled(pool: PgPool) {
+    let sim = common::daemon::simulator(1500, 0).await;
+    let stream = unique("RELAYDAEMON");
+    let prefix = unique("relaydaemon");
+    let db = database_url(&pool);
+    let daemon = common::daemon::Daemon::spawn(
+        &db,
+        &sim.base_url(),
+        &[
+            ("RECON_RELAY__ENABLED", "true"),
+            ("RECON_RELAY__TO", NATS),
+            ("RECON_RELAY__NATS_STREAM", stream.as_str()),
+            ("RECON_RELAY__SUBJECT_PREFIX", prefix.as_str()),
+        ],
+    );
+    let start = Instant::now();
+    loop {
+        let events = count(&pool, "rotessa.outbox").await;
+        if events >= 1500 && backlog(&pool, "relay").await == Some(0) {
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ids = jetstream_ids(NATS, &stream).await;
+    assert_eq!(ids.len() as i64, count(&pool, "rotessa.outbox").await);
+}
