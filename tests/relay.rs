@@ -342,10 +342,27 @@ async fn drain(channel: &lapin::Channel, queue: &str) -> Vec<String> {
 }
 
 #[sqlx::test]
-async fn rabbitmq_gets_every_event_at_least_once_in_order_across_kills_and_a_broker_restart(
+async fn rabbitmq_gets_every_event_once_then_at_least_once_across_kills_and_a_broker_restart(
     pool: PgPool,
 ) {
     let events = sync_events(&pool).await;
+
+    // Undisturbed: every event exactly once, in per-aggregate order.
+    let exchange = unique("relaytest.");
+    let (_clean_conn, clean_channel, clean_queue) = bound_queue(&exchange).await;
+    let env = [
+        ("RECON_RELAY__AMQP_EXCHANGE", exchange.as_str()),
+        ("RECON_RELAY__CONSUMER", "relay-clean"),
+    ];
+    let relay = Relay::spawn(&pool, AMQP, &env);
+    wait_relayed(&pool, "relay-clean", &relay).await;
+    drop(relay);
+    let ids = drain(&clean_channel, &clean_queue).await;
+    assert_eq!(ids.len(), events.len(), "every event once");
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), events.len());
+    assert_per_aggregate_order(&events, &ids);
+
+    // The same events again, for another consumer through another exchange, with faults.
     let exchange = unique("relaytest.");
     let (_conn, channel, queue) = bound_queue(&exchange).await;
     let env = [

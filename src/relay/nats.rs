@@ -23,7 +23,7 @@ impl NatsPublisher {
     pub async fn connect(url: &str, settings: &RelaySettings) -> Result<Self, PublishError> {
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(5))
-            .retry_on_initial_connect()
+            // A lost connection is the relay's to handle: it republishes the batch on a new one.
             .max_reconnects(Some(3))
             .connect(url)
             .await
