@@ -101,16 +101,17 @@ impl BrokerUrl {
     }
 }
 
-/// `scheme://user:[redacted]@host/path` for a URL with a password; other URLs as they are.
+/// `scheme://user:[redacted]@host/path` for a URL with a password, `scheme://[redacted]@host`
+/// for one with a token alone (NATS token auth); other URLs as they are. The credentials run
+/// to the last `@`, so a password holding `/` or `@` is redacted whole.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
+    match rest.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:{REDACTED}@{host}{path}"),
-            None => url.to_owned(),
+            Some((user, _)) => format!("{scheme}://{user}:{REDACTED}@{host}"),
+            None => format!("{scheme}://{REDACTED}@{host}"),
         },
         None => url.to_owned(),
     }

@@ -26,7 +26,13 @@ where
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
         .or_else(|| {
-            EnvFilter::try_new(format!("{},sqlx::postgres::notice=warn", settings.level)).ok()
+            // The broker clients log their connection URL, password included, at debug and
+            // trace: warnings only, whatever log.level says (the relay logs its own, redacted).
+            EnvFilter::try_new(format!(
+                "{},sqlx::postgres::notice=warn,async_nats=warn,lapin=warn,amq_protocol_tcp=warn,amq_protocol=warn",
+                settings.level
+            ))
+            .ok()
         })
         .unwrap_or_else(|| EnvFilter::new("info"));
     // Colour only for a person at a terminal, never into journald or files, and never with

@@ -377,13 +377,13 @@ async fn rabbitmq_gets_every_event_once_then_at_least_once_across_kills_and_a_br
         assert!(start.elapsed() < LIMIT, "{}", relay.log());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    rabbitmqctl("stop_app");
+    let stopped = StoppedRabbit::stop();
     let start = Instant::now();
     while !relay.log().contains("relaying failed") {
         assert!(start.elapsed() < LIMIT, "no retry logged:\n{}", relay.log());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    rabbitmqctl("start_app");
+    drop(stopped);
     let retries = relay.log().matches("relaying failed").count();
     drop(relay);
     let kills = kill_while_relaying(
@@ -415,6 +415,22 @@ async fn rabbitmq_gets_every_event_once_then_at_least_once_across_kills_and_a_br
         events.len(),
         ids.len()
     );
+}
+
+/// The machine's RabbitMQ stopped (`stop_app`) until dropped, even when the test fails.
+struct StoppedRabbit;
+
+impl StoppedRabbit {
+    fn stop() -> Self {
+        rabbitmqctl("stop_app");
+        Self
+    }
+}
+
+impl Drop for StoppedRabbit {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl").arg("start_app").output();
+    }
 }
 
 /// `rabbitmqctl <command>` on the machine's broker; it must succeed.
@@ -549,6 +565,16 @@ fn waves_never_hold_two_events_of_one_aggregate() {
         .map(|w| w.iter().map(|e| e.seq).collect())
         .collect();
     assert_eq!(sizes, vec![vec![1, 2], vec![3, 4, 5]]);
+    // Never more in flight than JetStream's client allows unacknowledged.
+    let many: Vec<_> = (0..5000).map(|i| event(&i.to_string(), i)).collect();
+    let sizes: Vec<usize> = waves(&many).iter().map(Vec::len).collect();
+    assert_eq!(
+        sizes,
+        vec![
+            rotessa_recon::relay::MAX_WAVE,
+            5000 - rotessa_recon::relay::MAX_WAVE
+        ]
+    );
 }
 
 #[sqlx::test]
@@ -598,4 +624,29 @@ async fn the_daemon_runs_the_relay_when_enabled(pool: PgPool) {
     }
     let ids = jetstream_ids(NATS, &stream).await;
     assert_eq!(ids.len() as i64, count(&pool, "rotessa.outbox").await);
+}
+
+#[sqlx::test]
+async fn an_exchange_no_queue_is_bound_to_gets_nothing_acked(pool: PgPool) {
+    sqlx::query("select rotessa.outbox_register('relay', 'beginning')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    common::outbox::commit_events(&pool, [1, 2, 3]).await;
+    let exchange = unique("relaytest.unbound.");
+    let relay = Relay::spawn(
+        &pool,
+        AMQP,
+        &[("RECON_RELAY__AMQP_EXCHANGE", exchange.as_str())],
+    );
+    let start = Instant::now();
+    while relay.log().matches("no queue is bound").count() < 2 {
+        assert!(start.elapsed() < LIMIT, "{}", relay.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        backlog(&pool, "relay").await,
+        Some(3),
+        "nothing acked into nowhere"
+    );
 }

@@ -1,6 +1,8 @@
 //! Publishing to RabbitMQ: a durable topic exchange, routing key = the event type
 //! (`<aggregatetype>.<what happened>`), persistent messages with `message_id` = the event id,
-//! and publisher confirms: an event counts as relayed once the broker confirmed it.
+//! and publisher confirms: an event counts as relayed once the broker confirmed it. Messages
+//! are `mandatory`: one that no queue is bound to take comes back, and the batch is retried
+//! instead of being confirmed into nowhere.
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
@@ -19,9 +21,13 @@ pub struct AmqpPublisher {
 impl AmqpPublisher {
     /// Connects, declares the exchange (durable, topic) and turns publisher confirms on.
     pub async fn connect(url: &str, settings: &RelaySettings) -> Result<Self, PublishError> {
-        let connection = Connection::connect(url, ConnectionProperties::default())
-            .await
-            .map_err(|e| PublishError::connect(format!("connecting to RabbitMQ: {e}")))?;
+        let connection = tokio::time::timeout(
+            super::BROKER_TIMEOUT,
+            Connection::connect(url, ConnectionProperties::default()),
+        )
+        .await
+        .map_err(|_| PublishError::connect("connecting to RabbitMQ: no answer in time".into()))?
+        .map_err(|e| PublishError::connect(format!("connecting to RabbitMQ: {e}")))?;
         let channel = connection
             .create_channel()
             .await
@@ -76,7 +82,10 @@ impl AmqpPublisher {
                 .basic_publish(
                     self.exchange.as_str().into(),
                     event.event_type.as_str().into(),
-                    BasicPublishOptions::default(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
                     body.as_bytes(),
                     properties,
                 )
@@ -92,6 +101,12 @@ impl AmqpPublisher {
                 return Err(PublishError::publish(
                     "RabbitMQ refused a message (nack)".to_owned(),
                 ));
+            }
+            if confirmation.take_message().is_some() {
+                return Err(PublishError::publish(format!(
+                    "no queue is bound to exchange {:?} for this event type: bind one",
+                    self.exchange
+                )));
             }
         }
         Ok(())

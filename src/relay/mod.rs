@@ -65,27 +65,55 @@ enum Publisher {
 impl Publisher {
     async fn connect(target: &Target, settings: &RelaySettings) -> Result<Self, PublishError> {
         match target {
-            Target::Nats { url } => Ok(Self::Nats(NatsPublisher::connect(url, settings).await?)),
+            Target::Nats { url } => {
+                let connected =
+                    tokio::time::timeout(BROKER_TIMEOUT, NatsPublisher::connect(url, settings))
+                        .await
+                        .map_err(|_| {
+                            PublishError::connect("connecting to NATS: no answer in time".into())
+                        })?;
+                Ok(Self::Nats(connected?))
+            }
             Target::Amqp { url } => Ok(Self::Amqp(AmqpPublisher::connect(url, settings).await?)),
         }
     }
 
     async fn publish_wave(&mut self, wave: &[&Event]) -> Result<(), PublishError> {
-        match self {
-            Self::Nats(p) => p.publish_wave(wave).await,
-            Self::Amqp(p) => p.publish_wave(wave).await,
-        }
+        let published = async {
+            match self {
+                Self::Nats(p) => p.publish_wave(wave).await,
+                Self::Amqp(p) => p.publish_wave(wave).await,
+            }
+        };
+        tokio::time::timeout(BROKER_TIMEOUT, published)
+            .await
+            .map_err(|_| {
+                PublishError::publish(format!(
+                    "the broker did not acknowledge {} events within {} s",
+                    wave.len(),
+                    BROKER_TIMEOUT.as_secs()
+                ))
+            })?
     }
 }
 
-/// Splits a batch, in order, into waves with at most one event per aggregate.
+/// The most events in flight at once: below JetStream's client limit of 5000 unacknowledged
+/// publishes, past which a publish waits for acks nobody is awaiting yet.
+pub const MAX_WAVE: usize = 4000;
+
+/// How long a broker may take to connect, or to acknowledge a wave, before the batch is
+/// published again on a new connection (a blocked or half-dead broker).
+pub const BROKER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Splits a batch, in order, into waves of at most [`MAX_WAVE`] events with at most one event
+/// per aggregate.
 pub fn waves(batch: &[Event]) -> Vec<Vec<&Event>> {
     let mut waves: Vec<Vec<&Event>> = Vec::new();
     let mut current: Vec<&Event> = Vec::new();
     let mut in_flight: HashSet<(&str, &str)> = HashSet::new();
     for event in batch {
         let key = (event.aggregatetype.as_str(), event.aggregateid.as_str());
-        if !in_flight.insert(key) {
+        if current.len() >= MAX_WAVE || !in_flight.insert(key) {
             waves.push(std::mem::take(&mut current));
             in_flight.clear();
             in_flight.insert(key);
@@ -131,12 +159,15 @@ pub async fn run(
                 let relayed = relay(&pool, outbox, settings, &target, &term).await;
                 term.cancel();
                 let _ = renewal.await;
-                if !stop.is_cancelled() {
+                if let Err(e) = relayed {
+                    // A database error the consumer could not ride out: start over, never stop.
+                    tracing::warn!(error = %e, "the relay stopped on a database error; starting again");
+                    let _ = lease::release(&pool, &fence).await;
+                } else if !stop.is_cancelled() {
                     tracing::warn!("the relay lease was lost; waiting to take it again");
                 } else {
                     let _ = lease::release(&pool, &fence).await;
                 }
-                relayed?;
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cannot read the relay lease"),
@@ -149,20 +180,39 @@ pub async fn run(
     Ok(())
 }
 
-/// Renews the lease until `term` fires; cancels `term` when the lease is lost.
+/// Renews the lease until `term` fires; cancels `term` when the lease is lost, or when it has
+/// not been renewed for a whole time to live (it may have expired and been taken over).
 async fn keep_lease(pool: PgPool, fence: Fence, term: CancellationToken) {
+    let mut renewed = Instant::now();
     loop {
         tokio::select! {
             _ = term.cancelled() => return,
             _ = tokio::time::sleep(fence.ttl / 3) => {}
         }
         match lease::renew(&pool, &fence).await {
-            Ok(true) => {}
+            Ok(true) => renewed = Instant::now(),
             Ok(false) => {
                 term.cancel();
                 return;
             }
             Err(e) => tracing::warn!(error = %e, "cannot renew the relay lease; retrying"),
+        }
+        if renewed.elapsed() >= fence.ttl {
+            tracing::warn!("the relay lease was not renewed for its whole time to live");
+            term.cancel();
+            return;
+        }
+    }
+}
+
+/// Sets the lag gauges every 5 s until `term` fires, whatever the relay is doing (a broker
+/// outage keeps it retrying one batch while the backlog grows).
+async fn watch_lag(pool: PgPool, consumer: String, term: CancellationToken) {
+    loop {
+        publish_lag(&pool, &consumer).await;
+        tokio::select! {
+            _ = term.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }
 }
@@ -175,17 +225,31 @@ async fn relay(
     target: &Target,
     term: &CancellationToken,
 ) -> Result<(), RelayError> {
-    let broker = target.broker();
     let consumer = Consumer::new(pool.clone(), settings.consumer.clone());
     let waker = Waker::start(pool, outbox.listen, outbox.poll_interval()).await;
     let mut follower = Follower::new(consumer, waker, settings.batch);
     let mut publisher: Option<Publisher> = None;
-    let mut lag_published = Instant::now() - Duration::from_secs(3600);
+    let lag = tokio::spawn(watch_lag(
+        pool.clone(),
+        settings.consumer.clone(),
+        term.clone(),
+    ));
+    let relayed = relay_batches(&mut follower, &mut publisher, settings, target, term).await;
+    term.cancel();
+    let _ = lag.await;
+    relayed
+}
+
+/// Publishes batch after batch, each acked in the outbox once the broker has all of it.
+async fn relay_batches(
+    follower: &mut Follower<Consumer>,
+    publisher: &mut Option<Publisher>,
+    settings: &RelaySettings,
+    target: &Target,
+    term: &CancellationToken,
+) -> Result<(), RelayError> {
+    let broker = target.broker();
     loop {
-        if lag_published.elapsed() >= Duration::from_secs(5) {
-            publish_lag(pool, &settings.consumer).await;
-            lag_published = Instant::now();
-        }
         let batch = tokio::select! {
             _ = term.cancelled() => return Ok(()),
             batch = follower.next_batch() => batch?,
@@ -197,17 +261,19 @@ async fn relay(
             if term.is_cancelled() {
                 return Ok(());
             }
-            let outcome = match publisher.as_mut() {
-                Some(p) => publish(p, &batch).await,
-                None => match Publisher::connect(target, settings).await {
-                    Ok(mut p) => {
-                        tracing::info!(%target, "connected to the broker");
-                        let outcome = publish(&mut p, &batch).await;
-                        publisher = Some(p);
-                        outcome
-                    }
-                    Err(e) => Err(e),
-                },
+            let attempt = async {
+                if publisher.is_none() {
+                    *publisher = Some(Publisher::connect(target, settings).await?);
+                    tracing::info!(%target, "connected to the broker");
+                }
+                match publisher.as_mut() {
+                    Some(p) => publish(p, &batch, term).await,
+                    None => Ok(()),
+                }
+            };
+            let outcome = tokio::select! {
+                _ = term.cancelled() => return Ok(()),
+                outcome = attempt => outcome,
             };
             match outcome {
                 Ok(()) => break,
@@ -221,7 +287,7 @@ async fn relay(
                         retry_in_ms = delay.as_millis() as u64,
                         "relaying failed; the batch is published again"
                     );
-                    publisher = None;
+                    *publisher = None;
                     tokio::select! {
                         _ = term.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(delay) => {}
@@ -230,8 +296,11 @@ async fn relay(
                 }
             }
         }
+        if term.is_cancelled() {
+            return Ok(());
+        }
         if let Some(last) = batch.last() {
-            follower.source().ack(last.position()).await?;
+            ack(follower, last.position(), settings, term).await?;
         }
         metrics::counter!("rotessa_relay_events_total", "broker" => broker)
             .increment(batch.len() as u64);
@@ -239,11 +308,43 @@ async fn relay(
     }
 }
 
-async fn publish(publisher: &mut Publisher, batch: &[Event]) -> Result<(), PublishError> {
+/// Publishes a batch wave by wave; stops between waves once `term` fired (the lease lost).
+async fn publish(
+    publisher: &mut Publisher,
+    batch: &[Event],
+    term: &CancellationToken,
+) -> Result<(), PublishError> {
     for wave in waves(batch) {
+        if term.is_cancelled() {
+            return Ok(());
+        }
         publisher.publish_wave(&wave).await?;
     }
     Ok(())
+}
+
+/// Acks the outbox up to `to`, riding out transient database errors with backoff.
+async fn ack(
+    follower: &mut Follower<Consumer>,
+    to: crate::store::outbox::Position,
+    settings: &RelaySettings,
+    term: &CancellationToken,
+) -> Result<(), RelayError> {
+    let mut delay = Duration::from_millis(settings.initial_backoff_ms);
+    loop {
+        match follower.source().ack(to).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "acking the relayed batch failed; retrying");
+                tokio::select! {
+                    _ = term.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_millis(settings.max_backoff_ms));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Sets the relay's lag gauges: events not yet relayed, and the age of the oldest.

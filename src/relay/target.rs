@@ -76,5 +76,9 @@ mod tests {
         );
         let err = Target::parse("kafka://user:pw@host").unwrap_err();
         assert!(!err.contains("pw@"), "{err}");
+        let t = Target::parse("nats://s3cret-token@127.0.0.1:4222").unwrap();
+        assert_eq!(t.to_string(), "nats://[redacted]@127.0.0.1:4222");
+        let t = Target::parse("amqp://guest:a/b@c@127.0.0.1:5672/%2f").unwrap();
+        assert_eq!(t.to_string(), "amqp://guest:[redacted]@127.0.0.1:5672/%2f");
     }
 }
