@@ -26,12 +26,12 @@ impl AmqpPublisher {
             Connection::connect(url, ConnectionProperties::default()),
         )
         .await
-        .map_err(|_| PublishError::connect("connecting to RabbitMQ: no answer in time".into()))?
-        .map_err(|e| PublishError::connect(format!("connecting to RabbitMQ: {e}")))?;
+        .map_err(|_| PublishError::new("connecting to RabbitMQ: no answer in time".into()))?
+        .map_err(|e| PublishError::new(format!("connecting to RabbitMQ: {e}")))?;
         let channel = connection
             .create_channel()
             .await
-            .map_err(|e| PublishError::connect(format!("opening a RabbitMQ channel: {e}")))?;
+            .map_err(|e| PublishError::new(format!("opening a RabbitMQ channel: {e}")))?;
         channel
             .exchange_declare(
                 settings.amqp_exchange.as_str().into(),
@@ -43,11 +43,11 @@ impl AmqpPublisher {
                 FieldTable::default(),
             )
             .await
-            .map_err(|e| PublishError::connect(format!("declaring the exchange: {e}")))?;
+            .map_err(|e| PublishError::new(format!("declaring the exchange: {e}")))?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
-            .map_err(|e| PublishError::connect(format!("enabling publisher confirms: {e}")))?;
+            .map_err(|e| PublishError::new(format!("enabling publisher confirms: {e}")))?;
         Ok(Self {
             _connection: connection,
             channel,
@@ -90,20 +90,20 @@ impl AmqpPublisher {
                     properties,
                 )
                 .await
-                .map_err(|e| PublishError::publish(format!("publishing to RabbitMQ: {e}")))?;
+                .map_err(|e| PublishError::new(format!("publishing to RabbitMQ: {e}")))?;
             confirms.push(confirm);
         }
         for confirm in confirms {
             let confirmation = confirm
                 .await
-                .map_err(|e| PublishError::publish(format!("RabbitMQ did not confirm: {e}")))?;
+                .map_err(|e| PublishError::new(format!("RabbitMQ did not confirm: {e}")))?;
             if confirmation.is_nack() {
-                return Err(PublishError::publish(
+                return Err(PublishError::new(
                     "RabbitMQ refused a message (nack)".to_owned(),
                 ));
             }
             if confirmation.take_message().is_some() {
-                return Err(PublishError::publish(format!(
+                return Err(PublishError::new(format!(
                     "no queue is bound to exchange {:?} for this event type: bind one",
                     self.exchange
                 )));

@@ -40,11 +40,7 @@ use nats::NatsPublisher;
 pub struct PublishError(String);
 
 impl PublishError {
-    fn connect(detail: String) -> Self {
-        Self(detail)
-    }
-
-    fn publish(detail: String) -> Self {
+    fn new(detail: String) -> Self {
         Self(detail)
     }
 }
@@ -70,7 +66,7 @@ impl Publisher {
                     tokio::time::timeout(BROKER_TIMEOUT, NatsPublisher::connect(url, settings))
                         .await
                         .map_err(|_| {
-                            PublishError::connect("connecting to NATS: no answer in time".into())
+                            PublishError::new("connecting to NATS: no answer in time".into())
                         })?;
                 Ok(Self::Nats(connected?))
             }
@@ -88,7 +84,7 @@ impl Publisher {
         tokio::time::timeout(BROKER_TIMEOUT, published)
             .await
             .map_err(|_| {
-                PublishError::publish(format!(
+                PublishError::new(format!(
                     "the broker did not acknowledge {} events within {} s",
                     wave.len(),
                     BROKER_TIMEOUT.as_secs()

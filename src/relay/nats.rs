@@ -27,7 +27,7 @@ impl NatsPublisher {
             .max_reconnects(Some(3))
             .connect(url)
             .await
-            .map_err(|e| PublishError::connect(format!("connecting to NATS: {e}")))?;
+            .map_err(|e| PublishError::new(format!("connecting to NATS: {e}")))?;
         let js = jetstream::new(client);
         let config = stream::Config {
             name: settings.nats_stream.clone(),
@@ -38,7 +38,7 @@ impl NatsPublisher {
         };
         js.get_or_create_stream(config)
             .await
-            .map_err(|e| PublishError::connect(format!("creating the JetStream stream: {e}")))?;
+            .map_err(|e| PublishError::new(format!("creating the JetStream stream: {e}")))?;
         Ok(Self {
             js,
             prefix: settings.subject_prefix.clone(),
@@ -72,12 +72,12 @@ impl NatsPublisher {
                 .js
                 .publish_with_headers(Self::subject(&self.prefix, event), headers, body)
                 .await
-                .map_err(|e| PublishError::publish(format!("publishing to JetStream: {e}")))?;
+                .map_err(|e| PublishError::new(format!("publishing to JetStream: {e}")))?;
             acks.push(ack);
         }
         for ack in acks {
             ack.await
-                .map_err(|e| PublishError::publish(format!("JetStream did not store: {e}")))?;
+                .map_err(|e| PublishError::new(format!("JetStream did not store: {e}")))?;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
+use super::fields::Fields;
 use crate::rotessa::lenient::Scalar;
 
 /// Rotessa's settlement totals for one client and settlement date.
@@ -28,47 +29,26 @@ pub struct WireSettlement {
 impl WireSettlement {
     /// Parses one row; every documented field is required.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let mut map: Map<String, Value> =
-            serde_json::from_str(raw).map_err(|e| format!("not a settlement object: {e}"))?;
-        let count = |map: &mut Map<String, Value>, name| {
-            required(map, name, "a count", |s: &Scalar<'_>| s.to_i64())
-        };
-        let total = |map: &mut Map<String, Value>, name| {
-            required(map, name, "a decimal amount", |s: &Scalar<'_>| {
-                s.to_decimal()
-            })
+        let mut f = Fields::parse(raw, "settlement")?;
+        let count = |f: &mut Fields, name| f.required(name, "a count", |s: &Scalar<'_>| s.to_i64());
+        let total = |f: &mut Fields, name| {
+            f.required(name, "a decimal amount", |s: &Scalar<'_>| s.to_decimal())
         };
         Ok(Self {
-            settlement_date: required(&mut map, "settlement_date", "a date (YYYY-MM-DD)", |s| {
-                s.to_date()
-            })?,
-            number_approved: count(&mut map, "number_approved")?,
-            number_declined: count(&mut map, "number_declined")?,
-            number_chargeback: count(&mut map, "number_chargeback")?,
-            number_payout: count(&mut map, "number_payout")?,
-            total_approved: total(&mut map, "total_approved")?,
-            total_declined: total(&mut map, "total_declined")?,
-            total_chargeback: total(&mut map, "total_chargeback")?,
-            total_payout: total(&mut map, "total_payout")?,
-            extra: map,
+            settlement_date: f
+                .required("settlement_date", "a date (YYYY-MM-DD)", |s| s.to_date())?,
+            number_approved: count(&mut f, "number_approved")?,
+            number_declined: count(&mut f, "number_declined")?,
+            number_chargeback: count(&mut f, "number_chargeback")?,
+            number_payout: count(&mut f, "number_payout")?,
+            total_approved: total(&mut f, "total_approved")?,
+            total_declined: total(&mut f, "total_declined")?,
+            total_chargeback: total(&mut f, "total_chargeback")?,
+            total_payout: total(&mut f, "total_payout")?,
+            extra: f.into_rest(),
             raw: raw.to_owned(),
         })
     }
-}
-
-/// Removes `name` from the row and parses it, or says what is wrong with it.
-fn required<T>(
-    map: &mut Map<String, Value>,
-    name: &str,
-    what: &str,
-    parse: impl Fn(&Scalar<'_>) -> Option<T>,
-) -> Result<T, String> {
-    let value = map
-        .remove(name)
-        .filter(|v| !v.is_null())
-        .ok_or_else(|| format!("missing required field `{name}`"))?;
-    let scalar = Scalar::from(&value);
-    parse(&scalar).ok_or_else(|| format!("`{name}`: {} is not {what}", scalar.describe()))
 }
 
 #[cfg(test)]
