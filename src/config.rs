@@ -33,6 +33,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot read http.token_file {path}: {source}")]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "no Rotessa API key: set ROTESSA_API_KEY (or RECON_ROTESSA__API_KEY), or rotessa.api_key_file"
     )]
@@ -309,12 +314,24 @@ pub struct LeaseSettings {
     pub ttl_secs: u64,
 }
 
-/// The health and metrics listener of `run`.
+/// The health and metrics listener of `run`, and the reconciliation page it may serve.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub listen: String,
+    /// Serve the reconciliation report at `/reconciliation`: an account's finances, so off
+    /// unless set, and then only to requests bearing the token of `token_file`.
+    pub reconciliation_page: bool,
+    /// The file holding the bearer token `/reconciliation` requires (read at start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// The token read from `token_file` when the page is on; never printed.
+    #[serde(skip)]
+    pub token: Option<Secret>,
 }
+
+/// The shortest token `http.token_file` may hold: a guessable token would open the page.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 /// Log output.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -379,6 +396,7 @@ impl Settings {
         let mut settings: Settings = builder.build()?.try_deserialize()?;
         settings.resolve_api_key()?;
         settings.validate()?;
+        settings.resolve_page_token()?;
         Ok(settings)
     }
 
@@ -395,6 +413,34 @@ impl Settings {
         let text = std::fs::read_to_string(&path)
             .map_err(|source| ConfigError::ApiKeyFile { path, source })?;
         self.rotessa.api_key = Some(Secret::new(text.trim_end_matches(['\r', '\n']).to_owned()));
+        Ok(())
+    }
+
+    /// Reads `http.token_file` when the reconciliation page is on; the token must be at least
+    /// [`MIN_TOKEN_LEN`] characters without spaces (a trailing newline is dropped).
+    fn resolve_page_token(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = self
+            .http
+            .token_file
+            .clone()
+            .filter(|_| self.http.reconciliation_page)
+        else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::TokenFile {
+            path: path.clone(),
+            source,
+        })?;
+        let token = text.trim_end_matches(['\r', '\n']);
+        if token.chars().count() < MIN_TOKEN_LEN || token.chars().any(char::is_whitespace) {
+            return Err(ConfigError::Invalid(vec![format!(
+                "http.token_file {}: the token must be at least {MIN_TOKEN_LEN} characters without \
+                 spaces (e.g. `openssl rand -hex 32 > {}`)",
+                path.display(),
+                path.display()
+            )]));
+        }
+        self.http.token = Some(Secret::new(token.to_owned()));
         Ok(())
     }
 
@@ -499,6 +545,13 @@ impl Settings {
                 "http.listen {:?} is not an address such as 127.0.0.1:9090",
                 self.http.listen
             ));
+        }
+        if self.http.reconciliation_page && self.http.token_file.is_none() {
+            problems.push(
+                "http.reconciliation_page needs http.token_file (a file holding the bearer token \
+                 the page requires)"
+                    .into(),
+            );
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problems.push(format!("log.level {:?}: {e}", self.log.level));

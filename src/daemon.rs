@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{DatabaseSettings, Settings};
-use crate::http::{self, Health, Role};
+use crate::http::{self, Health, ReconciliationPage, Role};
 use crate::relay::{self, Target};
 use crate::rotessa::Client;
 use crate::scheduler::Schedule;
@@ -73,11 +73,16 @@ pub async fn run(
     let bound = listener
         .local_addr()
         .map_or_else(|_| addr.clone(), |a| a.to_string());
-    tracing::info!(addr = %bound, "serving /livez, /readyz and /metrics");
+    let page = ReconciliationPage::from_settings(&settings, store.pool().clone());
+    tracing::info!(
+        addr = %bound,
+        reconciliation_page = page.is_some(),
+        "serving /livez, /readyz and /metrics"
+    );
     let http_stop = CancellationToken::new();
     let http = tokio::spawn(http::serve(
         listener,
-        http::router(health.clone()),
+        http::router(health.clone(), page),
         http_stop.clone(),
     ));
     if let Some(every) = sd_notify::watchdog_enabled() {

@@ -1,4 +1,7 @@
-//! The daemon's HTTP endpoints: `/livez`, `/readyz` and `/metrics` (Prometheus).
+//! The daemon's HTTP endpoints: `/livez`, `/readyz` and `/metrics` (Prometheus), and, when
+//! configured, the token-protected reconciliation page ([`reconciliation_page`]).
+
+pub mod reconciliation_page;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -14,6 +17,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use self::reconciliation_page::ReconciliationPage;
 use crate::store::Store;
 
 /// The daemon's role, as `/readyz` reports it.
@@ -80,13 +84,17 @@ impl Health {
     }
 }
 
-/// The routes.
-pub fn router(health: Health) -> Router {
-    Router::new()
+/// The routes; `/reconciliation` only with a `page` (otherwise 404, like any unknown path).
+pub fn router(health: Health, page: Option<ReconciliationPage>) -> Router {
+    let router = Router::new()
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(health)
+        .with_state(health);
+    match page {
+        Some(page) => router.merge(page.router()),
+        None => router,
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` fires.

@@ -17,6 +17,7 @@ mod error_chain;
 pub mod http;
 pub mod outbox;
 pub mod relay;
+pub mod report;
 pub mod rotessa;
 pub mod scheduler;
 pub mod sim;

@@ -6,15 +6,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use chrono::NaiveDate;
+use common::simulated::{sim_syncer, sync_all};
 use common::*;
-use rotessa_recon::config::Settings;
-use rotessa_recon::rotessa::Client;
 use rotessa_recon::sim::{SimConfig, SimServer};
-use rotessa_recon::store::Store;
-use rotessa_recon::sync::{Clock, PassOptions, RunOutcome, Stream, Syncer};
+use rotessa_recon::sync::{PassOptions, RunOutcome, Stream};
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -35,34 +32,6 @@ async fn simulator() -> SimServer {
     )
     .await
     .unwrap()
-}
-
-fn sim_syncer(pool: &PgPool, sim: &SimServer, extra: &[(&str, &str)]) -> Syncer {
-    let mut env = vec![
-        ("RECON_ROTESSA__BASE_URL".to_owned(), sim.base_url()),
-        ("RECON_ROTESSA__API_KEY".to_owned(), API_KEY.to_owned()),
-        (
-            "RECON_ROTESSA__RETRY__INITIAL_BACKOFF_MS".to_owned(),
-            "1".to_owned(),
-        ),
-    ];
-    env.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    let settings = Settings::load_from(None, &env.into_iter().collect()).unwrap();
-    let client = Client::new(&settings.rotessa, settings.api_key().unwrap()).unwrap();
-    Syncer::new(Store::from_pool(pool.clone()), client, Arc::new(settings))
-        .with_clock(Clock::Dynamic(sim.handle().clock()))
-}
-
-async fn sync_all(syncer: &Syncer) {
-    for stream in Stream::ALL {
-        for r in syncer.run(stream, &PassOptions::default()).await {
-            assert_eq!(r.outcome, RunOutcome::Succeeded, "{r:?}");
-        }
-    }
 }
 
 /// Every customer object the simulator serves, straight from its API.

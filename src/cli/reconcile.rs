@@ -1,5 +1,7 @@
-//! `reconcile`: the settlement reconciliation as a table, mismatches first.
+//! `reconcile`: the settlement reconciliation as a table, mismatches first; with `--html FILE`,
+//! as the self-contained report page (`crate::report`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{Days, NaiveDate};
@@ -8,6 +10,7 @@ use rust_decimal::Decimal;
 
 use super::Failure;
 use crate::config::Settings;
+use crate::report;
 use crate::store::Store;
 use crate::store::reconciliation::{self, Comparison};
 use crate::sync::Clock;
@@ -24,6 +27,10 @@ pub struct ReconcileArgs {
     /// Only this client.
     #[arg(long, value_name = "ID")]
     pub client: Option<i64>,
+    /// Write the report as one self-contained HTML page (chart, mismatches with the
+    /// transactions that explain them, status histories) instead of printing the table.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// Prints the comparison of Rotessa's settlements with the synced transactions.
@@ -36,6 +43,22 @@ pub async fn run(settings: &Settings, args: ReconcileArgs) -> Result<ExitCode, F
         return Err(Failure::Usage(format!("--from {from} is after --to {to}")));
     }
     let store = Store::connect(&settings.database).await?;
+    if let Some(path) = &args.html {
+        let report = report::gather(store.pool(), args.client, from, to).await?;
+        std::fs::write(path, report::html::render(&report)).map_err(|e| {
+            Failure::Failed(anyhow::anyhow!(
+                "cannot write --html {}: {e}",
+                path.display()
+            ))
+        })?;
+        let dates: usize = report.clients.iter().map(|c| c.dates.len()).sum();
+        let mismatched: usize = report.clients.iter().map(|c| c.mismatched()).sum();
+        println!(
+            "wrote {}: {dates} dates {from} .. {to}, {mismatched} mismatched",
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let rows = reconciliation::report(store.pool(), args.client, from, to).await?;
     let in_force = reconciliation::chargeback_on(store.pool()).await?;
     print!("{}", render(&rows, from, to, usize::MAX, &in_force));

@@ -6,6 +6,7 @@ pub mod anomalies;
 pub mod clients;
 pub mod copy;
 pub mod customers;
+pub mod discrepancies;
 mod error;
 pub mod history;
 pub mod lease;

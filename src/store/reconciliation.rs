@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection, PgExecutor, PgPool};
 
 use super::{Error, ResultExt};
 
@@ -36,7 +36,7 @@ pub struct Comparison {
 
 /// Every comparison in a date range (optionally one client), mismatches first (`reconcile`).
 pub async fn report(
-    pool: &PgPool,
+    conn: impl PgExecutor<'_>,
     client_id: Option<i64>,
     from: NaiveDate,
     to: NaiveDate,
@@ -50,7 +50,7 @@ pub async fn report(
         .bind(from)
         .bind(to)
         .bind(client_id)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await
         .op("reading the reconciliation")
 }
@@ -383,13 +383,13 @@ pub async fn set_chargeback_on(pool: &PgPool, chargeback_on: &str) -> Result<boo
 }
 
 /// The chargeback model the view uses now.
-pub async fn chargeback_on(pool: &PgPool) -> Result<String, Error> {
+pub async fn chargeback_on(conn: impl PgExecutor<'_>) -> Result<String, Error> {
     const SQL: &str = r#"
         select coalesce((select chargeback_on from rotessa.reconciliation_settings),
                         'decline_date')
     "#;
     sqlx::query_scalar(SQL)
-        .fetch_one(pool)
+        .fetch_one(conn)
         .await
         .op("reading the chargeback model")
 }

@@ -92,7 +92,8 @@ impl Daemon {
         Some(*self.port.get_or_init(|| port))
     }
 
-    fn url(&self, path: &str) -> Option<String> {
+    /// `http://127.0.0.1:PORT<path>`, once the daemon has bound its port.
+    pub fn url(&self, path: &str) -> Option<String> {
         Some(format!("http://127.0.0.1:{}{path}", self.port()?))
     }
 

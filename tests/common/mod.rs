@@ -2,11 +2,14 @@
 //! report rows as the API sends them, and the real binary.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod daemon;
 pub mod guarantees;
 pub mod outbox;
 pub mod platform;
 pub mod proxy;
+pub mod simulated;
+pub mod tempdir;
 
 use std::collections::HashMap;
 use std::process::Output;

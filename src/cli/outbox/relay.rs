@@ -64,7 +64,7 @@ pub async fn run(settings: &Settings, args: RelayArgs) -> Result<ExitCode, Failu
     let http_stop = CancellationToken::new();
     let server = tokio::spawn(http::serve(
         listener,
-        http::router(health.clone()),
+        http::router(health.clone(), None),
         http_stop.clone(),
     ));
     health.set_role(Role::Standby);
