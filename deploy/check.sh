@@ -12,9 +12,23 @@
 #     when the binary is not installed here), and its offline security exposure stays low;
 #   - the Prometheus rules are well-formed, use only the daemon's metric names, and are copied
 #     verbatim into docs/deployment.md; promtool checks and unit-tests them when installed;
-#   - the Dockerfile and docker-compose.yml are sane; `docker compose config` when an engine runs.
+#   - the Dockerfile and docker-compose.yml are sane; `docker compose config` when an engine runs;
+#   - the Grafana dashboard (deploy/grafana/rotessa-recon.json) parses, every panel uses the
+#     $datasource variable and has a description, every query names only the daemon's metrics and
+#     filters on instance=~"$instance", and its queries parse (promtool, when installed);
+#   - the optional Prometheus Operator component (deploy/k8s/components/prometheus-operator): its
+#     ServiceMonitor selects the metrics Service and port, its PrometheusRule holds exactly the
+#     groups of prometheus-rules.yaml, and the example overlay deploy/overlays/prometheus-operator
+#     renders the base plus those two objects.
+# With CHECK_METRICS_SCRAPE=FILE (a real /metrics scrape, Prometheus text format), every metric the
+# dashboard names must also appear in that scrape.
 # A tool that is missing is skipped with a message; any other problem fails the script (exit 1).
 set -euo pipefail
+# A relative CHECK_METRICS_SCRAPE is relative to the caller's directory, not the repository root.
+scrape=${CHECK_METRICS_SCRAPE:-}
+if [ -n "$scrape" ] && [ "${scrape#/}" = "$scrape" ]; then
+    scrape="$PWD/$scrape"
+fi
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 failures=0
@@ -28,6 +42,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 # --- kustomize -------------------------------------------------------------------------------------
 rendered=""
+operator_rendered=""
 if command -v kubectl >/dev/null 2>&1; then
     if kubectl kustomize deploy/k8s >"$tmp/k8s.yaml" 2>"$tmp/kustomize.err"; then
         rendered="$tmp/k8s.yaml"
@@ -35,11 +50,18 @@ if command -v kubectl >/dev/null 2>&1; then
     else
         fail "kubectl kustomize deploy/k8s: $(cat "$tmp/kustomize.err")"
     fi
+    overlay=deploy/overlays/prometheus-operator
+    if kubectl kustomize "$overlay" >"$tmp/operator.yaml" 2>"$tmp/kustomize.err"; then
+        operator_rendered="$tmp/operator.yaml"
+        ok "kubectl kustomize $overlay renders ($(grep -c '^kind:' "$operator_rendered") objects)"
+    else
+        fail "kubectl kustomize $overlay: $(cat "$tmp/kustomize.err")"
+    fi
 else
-    skip "kubectl not installed: kustomize build not checked"
+    skip "kubectl not installed: kustomize builds not checked"
 fi
 
-# --- YAML, TOML, manifests, rules, compose, Dockerfile (python3) -----------------------------------
+# --- YAML, TOML, manifests, rules, dashboard, compose, Dockerfile (python3) ------------------------
 have_yaml=0
 if command -v python3 >/dev/null 2>&1; then
     if python3 -c 'import yaml' 2>/dev/null; then
@@ -51,12 +73,13 @@ if command -v python3 >/dev/null 2>&1; then
     fi
 fi
 if [ "$have_yaml" = 1 ]; then
-    if ! python3 - "$rendered" <<'PY'
+    if ! python3 - "$rendered" "$operator_rendered" "$tmp" "$scrape" <<'PY'
 import glob, json, os, re, sys, tomllib
 import yaml
 
-rendered_path = sys.argv[1]
+rendered_path, operator_path, tmp_dir, scrape_path = sys.argv[1:5]
 failures = 0
+skips = 0
 
 
 def ok(msg):
@@ -67,6 +90,12 @@ def fail(msg):
     global failures
     failures += 1
     print(f"FAIL: {msg}")
+
+
+def skip(msg):
+    global skips
+    skips += 1
+    print(f"skip: {msg}")
 
 
 def check(cond, msg, detail=""):
@@ -85,20 +114,65 @@ def read(path):
 # The daemon's metrics (see docs/deployment.md); a histogram also has _bucket, _sum and _count.
 METRICS = {
     "rotessa_sync_last_success_timestamp_seconds",
+    "rotessa_sync_schedule_interval_seconds",
     "rotessa_sync_run_duration_seconds",
     "rotessa_sync_rows_total",
     "rotessa_outbox_events_total",
     "rotessa_api_requests_total",
     "rotessa_api_retries_total",
+    "rotessa_page_retries_total",
     "rotessa_rejected_rows_total",
     "rotessa_status_anomalies_total",
     "rotessa_stale_observations_total",
     "rotessa_removed_rows_total",
+    "rotessa_duplicate_rows_total",
+    "rotessa_unparsed_fields_total",
+    "rotessa_list_maybe_cut_total",
     "rotessa_runs_pruned_total",
+    "rotessa_outbox_pruned_total",
     "rotessa_leader",
     "rotessa_scheduler_skipped_ticks_total",
+    "rotessa_outbox_consumer_backlog_events",
+    "rotessa_outbox_consumer_oldest_unacked_age_seconds",
+    "rotessa_relay_lag_events",
+    "rotessa_relay_oldest_unrelayed_age_seconds",
+    "rotessa_relay_events_total",
+    "rotessa_relay_retries_total",
+    "rotessa_http_unauthorized_total",
 }
 HISTOGRAMS = {"rotessa_sync_run_duration_seconds"}
+# The metrics the Grafana dashboard may name (a subset of METRICS).
+DASHBOARD_METRICS = {
+    "rotessa_sync_last_success_timestamp_seconds",
+    "rotessa_sync_schedule_interval_seconds",
+    "rotessa_sync_run_duration_seconds",
+    "rotessa_sync_rows_total",
+    "rotessa_outbox_events_total",
+    "rotessa_api_requests_total",
+    "rotessa_api_retries_total",
+    "rotessa_page_retries_total",
+    "rotessa_rejected_rows_total",
+    "rotessa_status_anomalies_total",
+    "rotessa_stale_observations_total",
+    "rotessa_removed_rows_total",
+    "rotessa_leader",
+    "rotessa_scheduler_skipped_ticks_total",
+    "rotessa_outbox_consumer_backlog_events",
+    "rotessa_outbox_consumer_oldest_unacked_age_seconds",
+    "rotessa_relay_lag_events",
+    "rotessa_relay_oldest_unrelayed_age_seconds",
+    "rotessa_relay_events_total",
+    "rotessa_relay_retries_total",
+    "rotessa_http_unauthorized_total",
+}
+assert DASHBOARD_METRICS <= METRICS and HISTOGRAMS <= METRICS
+
+
+def metric_base(name):
+    """The metric a series name belongs to: a histogram's _bucket/_sum/_count map to the histogram."""
+    base = re.sub(r"_(bucket|sum|count)$", "", name)
+    return base if base in HISTOGRAMS and base != name else name
+
 
 # --- every YAML file parses --------------------------------------------------------------------
 docs_by_file = {}
@@ -325,6 +399,224 @@ check(rules and not problems, f"prometheus-rules.yaml: {len(rules)} alerts, know
 missing = sorted(m for m in METRICS if m not in docs_md)
 check(not missing, "docs/deployment.md lists every metric", f"missing {missing}")
 
+# --- Prometheus Operator component ------------------------------------------------------------------
+# Optional: deploy/k8s/components/prometheus-operator, enabled by an overlay such as
+# deploy/overlays/prometheus-operator. The base must keep rendering without the operator's CRDs.
+comp_dir = "deploy/k8s/components/prometheus-operator"
+comp = (docs_by_file.get(f"{comp_dir}/kustomization.yaml") or [{}])[0]
+sm = (docs_by_file.get(f"{comp_dir}/servicemonitor.yaml") or [{}])[0]
+pr = (docs_by_file.get(f"{comp_dir}/prometheusrule.yaml") or [{}])[0]
+svc_file = (docs_by_file.get("deploy/k8s/service.yaml") or [{}])[0]
+problems = []
+if (comp.get("apiVersion"), comp.get("kind")) != ("kustomize.config.k8s.io/v1alpha1", "Component"):
+    problems.append(f"{comp_dir}/kustomization.yaml is not a kustomize Component")
+if sorted(comp.get("resources") or []) != ["podmonitor-relay.yaml", "prometheusrule.yaml", "servicemonitor.yaml"]:
+    problems.append(f"the component's resources are {comp.get('resources')}")
+if any("prometheus-operator" in str(r)
+       for r in (kustomization.get("components") or []) + (kustomization.get("resources") or [])):
+    problems.append("deploy/k8s/kustomization.yaml includes the operator component (the base must not need its CRDs)")
+for obj, kind in ((sm, "ServiceMonitor"), (pr, "PrometheusRule")):
+    if (obj.get("apiVersion"), obj.get("kind")) != ("monitoring.coreos.com/v1", kind):
+        problems.append(f"{kind}: apiVersion/kind are {obj.get('apiVersion')}/{obj.get('kind')}")
+check(not problems, f"{comp_dir}: a Component with a ServiceMonitor, a PodMonitor and a PrometheusRule, not in the base",
+      "; ".join(problems))
+
+# The relay's PodMonitor selects the pods of deploy/k8s/relay/deployment.yaml by their labels and
+# scrapes their container port named metrics.
+pm = (docs_by_file.get(f"{comp_dir}/podmonitor-relay.yaml") or [{}])[0]
+relay_dep = (docs_by_file.get("deploy/k8s/relay/deployment.yaml") or [{}])[0]
+problems = []
+if (pm.get("apiVersion"), pm.get("kind")) != ("monitoring.coreos.com/v1", "PodMonitor"):
+    problems.append(f"apiVersion/kind are {pm.get('apiVersion')}/{pm.get('kind')}")
+pm_spec = pm.get("spec") or {}
+pm_sel = (pm_spec.get("selector") or {}).get("matchLabels") or {}
+pod_tmpl = (relay_dep.get("spec") or {}).get("template") or {}
+pod_labels = (pod_tmpl.get("metadata") or {}).get("labels") or {}
+if not pm_sel or not pm_sel.items() <= pod_labels.items():
+    problems.append(f"selector {pm_sel} does not match the relay pods' labels {pod_labels}")
+pod_ports = {p.get("name") for c in (pod_tmpl.get("spec") or {}).get("containers", []) for p in c.get("ports", [])}
+for ep in pm_spec.get("podMetricsEndpoints") or [{}]:
+    if ep.get("port") != "metrics" or "metrics" not in pod_ports:
+        problems.append(f"endpoint port {ep.get('port')!r} is not the relay container's port named metrics")
+    if ep.get("path", "/metrics") != "/metrics":
+        problems.append(f"endpoint path {ep.get('path')}")
+check(not problems, "PodMonitor selects the relay's pods (deploy/k8s/relay) by their labels, port metrics",
+      "; ".join(problems))
+
+
+def servicemonitor_problems(sm, svc):
+    """What keeps this ServiceMonitor from scraping the port named metrics of this Service."""
+    out = []
+    spec = sm.get("spec") or {}
+    sel = (spec.get("selector") or {}).get("matchLabels") or {}
+    labels = (svc.get("metadata") or {}).get("labels") or {}
+    want = {"app.kubernetes.io/name": "rotessa-recon", "app.kubernetes.io/component": "daemon"}
+    if sel != want:
+        out.append(f"selector.matchLabels is {sel}, expected {want}")
+    if not sel.items() <= labels.items():
+        out.append(f"selector {sel} does not match the Service's labels {labels}")
+    if (spec.get("selector") or {}).get("matchExpressions"):
+        out.append("selector has matchExpressions (not checked here)")
+    eps = spec.get("endpoints") or []
+    port_names = {p.get("name") for p in (svc.get("spec") or {}).get("ports", [])}
+    if len(eps) != 1:
+        out.append(f"{len(eps)} endpoints, expected 1")
+    for ep in eps:
+        if ep.get("port") != "metrics" or "metrics" not in port_names:
+            out.append(f"endpoint port {ep.get('port')!r} is not the Service's port named metrics ({sorted(port_names)})")
+        if ep.get("path", "/metrics") != "/metrics":
+            out.append(f"endpoint path {ep.get('path')}")
+        if ep.get("interval") != "30s":
+            out.append(f"endpoint interval {ep.get('interval')}, expected 30s")
+    return out
+
+
+problems = servicemonitor_problems(sm, svc_file)
+check(not problems, "ServiceMonitor selects the Service rotessa-recon-metrics by its labels, port metrics, /metrics every 30s",
+      "; ".join(problems))
+rule_groups = rules_doc.get("groups")
+check(rule_groups and (pr.get("spec") or {}).get("groups") == rule_groups,
+      "PrometheusRule spec.groups equals the groups of deploy/k8s/prometheus-rules.yaml",
+      "they differ: copy the groups of prometheus-rules.yaml under spec: of "
+      f"{comp_dir}/prometheusrule.yaml")
+# promtool checks the groups as the operator will load them (see the shell part below).
+with open(os.path.join(tmp_dir, "prometheusrule-groups.yaml"), "w", encoding="utf-8") as f:
+    yaml.safe_dump({"groups": (pr.get("spec") or {}).get("groups") or []}, f, sort_keys=False)
+
+if rendered_path:
+    base_objs = [d for d in yaml.safe_load_all(read(rendered_path)) if d]
+    check(not any(str(o.get("apiVersion", "")).startswith("monitoring.coreos.com/") for o in base_objs),
+          "the rendered base holds no monitoring.coreos.com object (renders without the operator's CRDs)")
+if operator_path:
+    op_objs = [d for d in yaml.safe_load_all(read(operator_path)) if d]
+    problems = []
+    ident = lambda o: (o.get("kind"), (o.get("metadata") or {}).get("name"))
+    extra = sorted(map(ident, op_objs), key=str)
+    for o in base_objs if rendered_path else []:
+        if ident(o) in extra:
+            extra.remove(ident(o))
+        else:
+            problems.append(f"base object {ident(o)} missing")
+    if sorted(k for k, _ in extra) != ["PodMonitor", "PrometheusRule", "ServiceMonitor"]:
+        problems.append(f"besides the base's objects it holds {extra}, expected one ServiceMonitor, one PodMonitor and one PrometheusRule")
+    sms = [o for o in op_objs if o.get("kind") == "ServiceMonitor"]
+    prs = [o for o in op_objs if o.get("kind") == "PrometheusRule"]
+    svcs = [o for o in op_objs if o.get("kind") == "Service"]
+    if len(sms) == 1 and len(svcs) == 1:
+        problems += [f"rendered ServiceMonitor: {p}" for p in servicemonitor_problems(sms[0], svcs[0])]
+    if len(prs) == 1 and (prs[0].get("spec") or {}).get("groups") != rule_groups:
+        problems.append("rendered PrometheusRule groups differ from prometheus-rules.yaml")
+    check(not problems, "rendered overlay deploy/overlays/prometheus-operator: the base's objects plus one "
+          "ServiceMonitor, one PodMonitor and one PrometheusRule", "; ".join(problems))
+
+# --- Grafana dashboard -------------------------------------------------------------------------------
+dash_path = "deploy/grafana/rotessa-recon.json"
+dash_metrics = set()
+try:
+    dash = json.loads(read(dash_path))
+except (OSError, json.JSONDecodeError) as e:
+    fail(f"{dash_path} does not parse: {e}")
+    dash = None
+if dash is not None:
+    problems = []
+    if dash.get("uid") != "rotessa-recon" or dash.get("title") != "rotessa-recon":
+        problems.append(f"uid/title are {dash.get('uid')!r}/{dash.get('title')!r}, expected rotessa-recon")
+    if not isinstance(dash.get("schemaVersion"), int) or dash["schemaVersion"] < 36:
+        problems.append(f"schemaVersion {dash.get('schemaVersion')} (Grafana 10/11 export 38 and later)")
+    variables = {v.get("name"): v for v in (dash.get("templating") or {}).get("list", [])}
+    dsvar = variables.get("datasource", {})
+    if dsvar.get("type") != "datasource" or dsvar.get("query") != "prometheus":
+        problems.append("no variable datasource of type datasource over prometheus")
+    inst = variables.get("instance", {})
+    iq = inst.get("query")
+    iq = iq.get("query") if isinstance(iq, dict) else iq
+    if inst.get("type") != "query" or " ".join(str(iq).split()) != "label_values(rotessa_leader, instance)" \
+            or not inst.get("multi") or not inst.get("includeAll"):
+        problems.append("no variable instance: a multi, include-All query over label_values(rotessa_leader, instance)")
+    if "datasource" not in json.dumps(inst.get("datasource")):
+        problems.append("the instance variable does not query ${datasource}")
+    check(not problems, f"{dash_path}: parses, uid and title rotessa-recon, variables datasource and instance",
+          "; ".join(problems))
+
+    def all_panels(panels):
+        for p in panels or []:
+            yield p
+            yield from all_panels(p.get("panels"))
+
+    uses_var = lambda ds: isinstance(ds, dict) and ds.get("uid") in ("${datasource}", "$datasource") \
+        or ds in ("${datasource}", "$datasource")
+    problems, ids, exprs = [], [], []
+    panels = list(all_panels(dash.get("panels")))
+    rows = [p for p in panels if p.get("type") == "row"]
+    for p in panels:
+        title = p.get("title") or f"panel {p.get('id')}"
+        ids.append(p.get("id"))
+        if p.get("type") == "row":
+            if not p.get("title"):
+                problems.append(f"row {p.get('id')} has no title")
+            continue
+        if not uses_var(p.get("datasource")):
+            problems.append(f"{title}: datasource is {p.get('datasource')}, not ${{datasource}}")
+        if not str(p.get("description") or "").strip():
+            problems.append(f"{title}: no description")
+        if not (p.get("fieldConfig") or {}).get("defaults", {}).get("unit"):
+            problems.append(f"{title}: no unit")
+        targets = p.get("targets") or []
+        if not targets:
+            problems.append(f"{title}: no query")
+        for t in targets:
+            where = f"{title} ({t.get('refId')})"
+            if "datasource" in t and not uses_var(t["datasource"]):
+                problems.append(f"{where}: datasource is {t['datasource']}")
+            expr = str(t.get("expr") or "")
+            if not expr.strip():
+                problems.append(f"{where}: no expr")
+                continue
+            exprs.append((p.get("id"), t.get("refId"), expr))
+            named = re.findall(r"\b(rotessa_[a-z_]+)\s*(\{[^}]*\})?", expr)
+            if not named:
+                problems.append(f"{where}: names no rotessa_ metric")
+            for metric, matchers in named:
+                base = metric_base(metric)
+                dash_metrics.add(base)
+                if base not in DASHBOARD_METRICS:
+                    problems.append(f"{where}: unknown metric {metric}")
+                elif base in HISTOGRAMS and base == metric:
+                    problems.append(f"{where}: {metric} is a histogram: use _bucket, _sum or _count")
+                if 'instance=~"$instance"' not in matchers.replace(" ", ""):
+                    problems.append(f'{where}: {metric} is not filtered with instance=~"$instance"')
+    dup = sorted({i for i in ids if ids.count(i) > 1}, key=str)
+    if dup or None in ids:
+        problems.append(f"panel ids not unique or missing: {dup}")
+    check(not problems and exprs,
+          f"{dash_path}: {len(panels) - len(rows)} panels in {len(rows)} rows with ${{datasource}}, a description "
+          f"and a unit; {len(exprs)} queries over {len(dash_metrics)} known metrics, filtered on $instance; unique ids",
+          "; ".join(problems))
+    # The queries as recording rules, for promtool check rules (Grafana's variables made concrete).
+    concrete = lambda e: (e.replace("$__rate_interval", "2m").replace("$__range", "6h")
+                          .replace("${instance}", ".*").replace("$instance", ".*"))
+    with open(os.path.join(tmp_dir, "dashboard-queries.yaml"), "w", encoding="utf-8") as f:
+        yaml.safe_dump({"groups": [{"name": "grafana-dashboard-queries", "rules": [
+            {"record": f"dashboard:panel_{i}:{ref}", "expr": concrete(e)} for i, ref, e in exprs]}]},
+            f, sort_keys=False)
+
+# --- a real scrape (CHECK_METRICS_SCRAPE) -------------------------------------------------------------
+if not scrape_path:
+    skip("CHECK_METRICS_SCRAPE not set: the dashboard's metrics were not compared with a real /metrics scrape")
+elif not os.path.isfile(scrape_path):
+    fail(f"CHECK_METRICS_SCRAPE={scrape_path} is not a file")
+else:
+    seen_metrics = set()
+    for line in read(scrape_path).splitlines():
+        if m := re.match(r"#\s*TYPE\s+([a-zA-Z_:][a-zA-Z0-9_:]*)\s", line):
+            seen_metrics.add(m.group(1))
+        elif m := re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[{ ]", line):
+            seen_metrics.add(metric_base(m.group(1)))
+    missing = sorted(m for m in dash_metrics if m not in seen_metrics)
+    check(dash_metrics and not missing,
+          f"the {len(dash_metrics)} metrics the dashboard names are all in the real /metrics scrape {scrape_path}",
+          f"missing from the real /metrics scrape: {', '.join(missing) or '(the dashboard names no metric)'}")
+
 # --- docker compose --------------------------------------------------------------------------------
 compose_path = "deploy/docker/docker-compose.yml"
 compose = (docs_by_file.get(compose_path) or [{}])[0]
@@ -422,13 +714,23 @@ if m and mv and tuple(map(int, m.groups())) < tuple(map(int, mv.groups())):
 check(not problems, f"{df_path}: multi-stage, --locked build, non-root runtime, exec-form entrypoint, build inputs in context",
       "; ".join(problems))
 
+with open(os.path.join(tmp_dir, "python-counts"), "w", encoding="utf-8") as f:
+    f.write(f"{failures} {skips}\n")
 sys.exit(1 if failures else 0)
 PY
     then
-        failures=$((failures + 1))
+        # It writes how many of its checks failed and skipped when it gets to the end.
+        if [ ! -s "$tmp/python-counts" ]; then
+            fail "the python checks stopped early (see above)"
+        fi
+    fi
+    if [ -s "$tmp/python-counts" ]; then
+        read -r py_failures py_skips <"$tmp/python-counts"
+        failures=$((failures + py_failures))
+        skips=$((skips + py_skips))
     fi
 else
-    skip "python3 with PyYAML not available (pip install pyyaml failed): YAML, TOML, manifest, rules, compose and Dockerfile checks not run"
+    skip "python3 with PyYAML not available (pip install pyyaml failed): YAML, TOML, manifest, rules, dashboard, compose and Dockerfile checks not run"
 fi
 
 # --- systemd ---------------------------------------------------------------------------------------
@@ -478,8 +780,21 @@ if command -v promtool >/dev/null 2>&1; then
     else
         fail "promtool test rules: $out"
     fi
+    # Written by the python part above: the PrometheusRule's spec.groups as a rules file, and the
+    # dashboard's queries as recording rules (Grafana's $variables replaced by concrete values).
+    for extracted in "prometheusrule-groups.yaml:the PrometheusRule's spec.groups" \
+        "dashboard-queries.yaml:the dashboard's queries"; do
+        file="$tmp/${extracted%%:*}" what="${extracted#*:}"
+        if [ ! -s "$file" ]; then
+            fail "promtool: $what were not extracted (see the python checks above)"
+        elif out=$(promtool check rules "$file" 2>&1); then
+            ok "promtool check rules, $what: $(printf '%s\n' "$out" | grep -o '[0-9]* rules found')"
+        else
+            fail "promtool check rules, $what: $out"
+        fi
+    done
 else
-    skip "promtool not installed (apt-get install prometheus): rules not compiled or unit-tested"
+    skip "promtool not installed (apt-get install prometheus): rules and dashboard queries not compiled, rules not unit-tested"
 fi
 
 # --- docker ----------------------------------------------------------------------------------------

@@ -50,6 +50,9 @@ pub async fn run(
     let metrics = crate::telemetry::install_metrics()
         .map_err(|e| tracing::warn!(error = %e, "metrics disabled"))
         .ok();
+    if metrics.is_some() {
+        start_counters_at_zero(&settings);
+    }
     let store = Store::connect_lazy(&settings.database)?;
     // The lease gets connections of its own, so that renewing it never waits behind busy pages.
     let lease_store = Store::connect_lazy(&DatabaseSettings {
@@ -199,6 +202,8 @@ async fn lead(
     tracing::info!(token = fence.token, "became the leader");
     health.set_role(Role::Leader);
     publish_last_successes(store).await;
+    publish_schedule_intervals(syncer.settings());
+    publish_outbox_backlog(store).await;
     let term = shutdown.child_token();
     let syncer = syncer.with_fence(fence.clone()).with_cancel(term.clone());
     let tracker = TaskTracker::new();
@@ -224,6 +229,7 @@ async fn lead(
             Ok(false) => break true,
             Err(e) => tracing::warn!(error = %e, "cannot renew the lease; retrying"),
         }
+        publish_outbox_backlog(store).await;
         // Runs of a process that died stop heartbeating: say so, so `status` never shows
         // them as running.
         match runs::abandon_stale(store.pool(), stale_after).await {
@@ -280,6 +286,68 @@ async fn publish_last_successes(store: &Store) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the last successes"),
+    }
+}
+
+/// Creates the per-stream counters at 0 for every enabled stream (and the page's refusals when
+/// it is on): a counter that only appears at its first increment has no earlier sample, so
+/// `increase()` and the alerts built on it would miss that first rejected row or retry.
+fn start_counters_at_zero(settings: &Settings) {
+    const PER_STREAM: [&str; 8] = [
+        "rotessa_rejected_rows_total",
+        "rotessa_status_anomalies_total",
+        "rotessa_stale_observations_total",
+        "rotessa_removed_rows_total",
+        "rotessa_page_retries_total",
+        "rotessa_duplicate_rows_total",
+        "rotessa_list_maybe_cut_total",
+        "rotessa_scheduler_skipped_ticks_total",
+    ];
+    for (stream, s) in settings.sync.streams() {
+        if s.enabled {
+            for name in PER_STREAM {
+                metrics::counter!(name, "stream" => stream).increment(0);
+            }
+        }
+    }
+    if settings.http.reconciliation_page {
+        metrics::counter!("rotessa_http_unauthorized_total", "path" => "/reconciliation")
+            .increment(0);
+    }
+}
+
+/// Exports how far apart each enabled stream's scheduled runs may be, so that a dashboard can
+/// set the time since its last success against it.
+fn publish_schedule_intervals(settings: &Settings) {
+    let now = chrono::Utc::now();
+    for (stream, s) in settings.sync.streams() {
+        if !s.enabled {
+            continue;
+        }
+        if let Some(gap) = crate::cron::longest_gap(&s.schedule, now) {
+            metrics::gauge!("rotessa_sync_schedule_interval_seconds", "stream" => stream)
+                .set(gap.as_secs_f64());
+        }
+    }
+}
+
+/// Exports every registered outbox consumer's backlog and the age of its oldest un-acked event
+/// (the leader does, at each lease renewal). A consumer unregistered since keeps its last
+/// values until the daemon restarts.
+async fn publish_outbox_backlog(store: &Store) {
+    match crate::store::outbox_consumers::lag(store.pool()).await {
+        Ok(consumers) => {
+            for c in consumers {
+                metrics::gauge!("rotessa_outbox_consumer_backlog_events", "consumer" => c.name.clone())
+                    .set(c.backlog as f64);
+                metrics::gauge!(
+                    "rotessa_outbox_consumer_oldest_unacked_age_seconds",
+                    "consumer" => c.name
+                )
+                .set(c.oldest_unacked_age_secs.unwrap_or(0.0));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the outbox consumers' backlog"),
     }
 }
 

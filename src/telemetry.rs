@@ -53,7 +53,10 @@ where
     };
 }
 
-/// Installs the Prometheus recorder the daemon's `/metrics` renders. Counters and gauges written
+pub mod catalog;
+
+/// Installs the Prometheus recorder the daemon's `/metrics` renders, with every family's HELP
+/// text ([`catalog`]). Counters and gauges written
 /// before (or without) it are no-ops, so one-shot commands pay nothing.
 pub fn install_metrics() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
     metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -64,5 +67,6 @@ pub fn install_metrics() -> Result<metrics_exporter_prometheus::PrometheusHandle
             ],
         )
         .and_then(|b| b.install_recorder())
+        .inspect(|_| catalog::describe_all())
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))
 }

@@ -190,6 +190,26 @@ async fn the_report_shows_the_mismatched_date_first_with_its_explanation_and_fet
     if let Ok(to) = std::env::var("RECON_REPORT_SCREENSHOT") {
         std::fs::copy(&shot, &to).unwrap();
     }
+
+    // On paper: laid out for A4 and Letter, nothing sticks out past the printable width.
+    for (paper, width_mm, (width_in, height_in)) in
+        [("A4", 210.0, (8.27, 11.69)), ("Letter", 215.9, (8.5, 11.0))]
+    {
+        browser.emulate_print(width_mm).await;
+        let overflow = browser
+            .eval(
+                "(() => { const w = document.documentElement.clientWidth;                  return [...document.querySelectorAll('table, svg, h1, h2, p')]                  .filter(e => e.getBoundingClientRect().right > w + 1)                  .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right) + ' > ' + w); })()",
+            )
+            .await;
+        assert_eq!(
+            overflow,
+            serde_json::json!([]),
+            "{paper}: wider than the page"
+        );
+        let pdf = browser.print_pdf(width_in, height_in).await;
+        assert!(pdf.starts_with(b"%PDF"), "{paper}");
+        std::fs::write(dir.path().join(format!("reconciliation-{paper}.pdf")), pdf).unwrap();
+    }
 }
 
 #[sqlx::test]

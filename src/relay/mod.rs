@@ -245,6 +245,9 @@ async fn relay_batches(
     term: &CancellationToken,
 ) -> Result<(), RelayError> {
     let broker = target.broker();
+    // Both series exist from the start, at 0, so that rate() and alerts see their first events.
+    metrics::counter!("rotessa_relay_retries_total", "broker" => broker).increment(0);
+    metrics::counter!("rotessa_relay_events_total", "broker" => broker).increment(0);
     loop {
         let batch = tokio::select! {
             _ = term.cancelled() => return Ok(()),

@@ -65,7 +65,9 @@ a { color: var(--rotessa); }
   thead { display: table-header-group; }
   tr, .history, svg.chart { break-inside: avoid; }
   th, td, table.dates th, table.dates td { padding: 2px 3px; }
-  table.dates { font-size: 7.5pt; }
+  .wide { overflow: visible; }
+  table.dates { font-size: 6.5pt; table-layout: auto; }
+  table.dates td.num, table.dates th.num, td.day { white-space: normal; }
   a { color: inherit; text-decoration: none; }
 }
 "#;

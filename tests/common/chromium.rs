@@ -204,6 +204,32 @@ impl Browser {
         std::fs::write(path, png).expect("write screenshot");
     }
 
+    /// Lays the page out as printed on paper `width_mm` wide with 12 mm margins (the report's
+    /// `@page` margin): print media, and a viewport as wide as the printable area.
+    pub async fn emulate_print(&mut self, width_mm: f64) {
+        let px = ((width_mm - 24.0) / 25.4 * 96.0).floor();
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": px as u32, "height": 1000, "deviceScaleFactor": 1, "mobile": false}),
+        )
+        .await;
+        self.call("Emulation.setEmulatedMedia", json!({"media": "print"}))
+            .await;
+    }
+
+    /// Prints the page to PDF on paper `width_in` x `height_in` inches; returns the PDF.
+    pub async fn print_pdf(&mut self, width_in: f64, height_in: f64) -> Vec<u8> {
+        let pdf = self
+            .call(
+                "Page.printToPDF",
+                json!({"paperWidth": width_in, "paperHeight": height_in, "printBackground": true}),
+            )
+            .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(pdf["data"].as_str().expect("pdf data"))
+            .expect("base64 pdf")
+    }
+
     /// The page's requests grouped by URL scheme (`file`, `data`, `http`...).
     pub fn requests_by_scheme(&self) -> HashMap<String, Vec<String>> {
         let mut by: HashMap<String, Vec<String>> = HashMap::new();
