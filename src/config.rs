@@ -194,6 +194,10 @@ pub struct DatabaseSettings {
     pub page_retries: u32,
     pub lock_timeout_secs: u64,
     pub idle_in_transaction_timeout_secs: u64,
+    /// A PEM file of the CA(s) that signed the server's certificate, for `sslmode=verify-ca` or
+    /// `verify-full` against a private CA (the URL's `sslrootcert` does the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Windows, schedules and cursors of the six streams.
@@ -325,7 +329,8 @@ pub struct HttpSettings {
     /// The file holding the bearer token `/reconciliation` requires (read at start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
-    /// The token read from `token_file` when the page is on; never printed.
+    /// The token read from `token_file` by `run` ([`HttpSettings::read_page_token`]); never
+    /// printed.
     #[serde(skip)]
     pub token: Option<Secret>,
 }
@@ -396,7 +401,6 @@ impl Settings {
         let mut settings: Settings = builder.build()?.try_deserialize()?;
         settings.resolve_api_key()?;
         settings.validate()?;
-        settings.resolve_page_token()?;
         Ok(settings)
     }
 
@@ -413,34 +417,6 @@ impl Settings {
         let text = std::fs::read_to_string(&path)
             .map_err(|source| ConfigError::ApiKeyFile { path, source })?;
         self.rotessa.api_key = Some(Secret::new(text.trim_end_matches(['\r', '\n']).to_owned()));
-        Ok(())
-    }
-
-    /// Reads `http.token_file` when the reconciliation page is on; the token must be at least
-    /// [`MIN_TOKEN_LEN`] characters without spaces (a trailing newline is dropped).
-    fn resolve_page_token(&mut self) -> Result<(), ConfigError> {
-        let Some(path) = self
-            .http
-            .token_file
-            .clone()
-            .filter(|_| self.http.reconciliation_page)
-        else {
-            return Ok(());
-        };
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::TokenFile {
-            path: path.clone(),
-            source,
-        })?;
-        let token = text.trim_end_matches(['\r', '\n']);
-        if token.chars().count() < MIN_TOKEN_LEN || token.chars().any(char::is_whitespace) {
-            return Err(ConfigError::Invalid(vec![format!(
-                "http.token_file {}: the token must be at least {MIN_TOKEN_LEN} characters without \
-                 spaces (e.g. `openssl rand -hex 32 > {}`)",
-                path.display(),
-                path.display()
-            )]));
-        }
-        self.http.token = Some(Secret::new(token.to_owned()));
         Ok(())
     }
 
@@ -588,6 +564,31 @@ impl SyncSettings {
             ("settlements", &self.settlements),
             ("payouts", &self.payouts),
         ]
+    }
+}
+
+impl HttpSettings {
+    /// Reads `http.token_file` when the reconciliation page is on (only `run` does: the file may
+    /// be a credential only the service can read). The token must be at least
+    /// [`MIN_TOKEN_LEN`] characters without spaces (a trailing newline is dropped).
+    pub fn read_page_token(&self) -> Result<Option<Secret>, ConfigError> {
+        let Some(path) = self.token_file.clone().filter(|_| self.reconciliation_page) else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::TokenFile {
+            path: path.clone(),
+            source,
+        })?;
+        let token = text.trim_end_matches(['\r', '\n']);
+        if token.chars().count() < MIN_TOKEN_LEN || token.chars().any(char::is_whitespace) {
+            return Err(ConfigError::Invalid(vec![format!(
+                "http.token_file {}: the token must be at least {MIN_TOKEN_LEN} characters without \
+                 spaces (e.g. `openssl rand -hex 32 > {}`)",
+                path.display(),
+                path.display()
+            )]));
+        }
+        Ok(Some(Secret::new(token.to_owned())))
     }
 }
 

@@ -19,8 +19,10 @@ pub fn validate(schedule: &str) -> Result<(), String> {
 /// long a stream may normally go without a run, which dashboards compare its last success with.
 /// `None` if the schedule does not parse or never fires twice.
 pub fn longest_gap(schedule: &str, from: DateTime<Utc>) -> Option<Duration> {
+    // As tokio-cron-scheduler builds its parser: day of month AND day of week must both match.
     let cron = CronParser::builder()
         .seconds(Seconds::Required)
+        .dom_and_dow(true)
         .build()
         .parse(schedule)
         .ok()?;
@@ -53,6 +55,8 @@ mod tests {
         assert_eq!(gap("0 5 * * * *"), Some(3600));
         assert_eq!(gap("0 30 6 * * *"), Some(86_400));
         assert_eq!(gap("0 0 6 * * Mon-Fri"), Some(3 * 86_400));
+        // The first Monday of the month, as the scheduler reads it (not every Monday).
+        assert!(gap("0 0 6 1-7 * Mon").is_some_and(|g| g >= 28 * 86_400));
         assert_eq!(gap("0 0 0 1 1 *"), Some(365 * 86_400), "once a year");
         assert_eq!(gap("hourly"), None);
     }

@@ -3,6 +3,7 @@
 //! renews the lease; standbys wait and take over when it expires. SIGTERM or SIGINT stops the
 //! schedule, lets the pages in flight finish, marks runs cancelled, releases the lease and exits.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use crate::relay::{self, Target};
 use crate::rotessa::Client;
 use crate::scheduler::Schedule;
 use crate::store::lease::{self, Fence, SCHEDULER};
-use crate::store::{Store, runs, sync_state};
+use crate::store::{Store, outbox_consumers, runs, sync_state};
 use crate::sync::{StopReason, Syncer};
 
 /// How long in-flight passes get to finish their page after a stop signal.
@@ -76,7 +77,7 @@ pub async fn run(
     let bound = listener
         .local_addr()
         .map_or_else(|_| addr.clone(), |a| a.to_string());
-    let page = ReconciliationPage::from_settings(&settings, store.pool().clone());
+    let page = ReconciliationPage::from_settings(&settings)?;
     tracing::info!(
         addr = %bound,
         reconciliation_page = page.is_some(),
@@ -203,7 +204,6 @@ async fn lead(
     health.set_role(Role::Leader);
     publish_last_successes(store).await;
     publish_schedule_intervals(syncer.settings());
-    publish_outbox_backlog(store).await;
     let term = shutdown.child_token();
     let syncer = syncer.with_fence(fence.clone()).with_cancel(term.clone());
     let tracker = TaskTracker::new();
@@ -216,6 +216,7 @@ async fn lead(
         }
     };
     schedule.run_all_now(&syncer, &tracker);
+    tracker.spawn(export_outbox_backlog(store.clone(), term.clone()));
 
     let renew_every = fence.ttl / 3;
     let stale_after = Duration::from_secs(syncer.settings().sync.run_stale_secs);
@@ -229,7 +230,6 @@ async fn lead(
             Ok(false) => break true,
             Err(e) => tracing::warn!(error = %e, "cannot renew the lease; retrying"),
         }
-        publish_outbox_backlog(store).await;
         // Runs of a process that died stop heartbeating: say so, so `status` never shows
         // them as running.
         match runs::abandon_stale(store.pool(), stale_after).await {
@@ -331,24 +331,53 @@ fn publish_schedule_intervals(settings: &Settings) {
     }
 }
 
-/// Exports every registered outbox consumer's backlog and the age of its oldest un-acked event
-/// (the leader does, at each lease renewal). A consumer unregistered since keeps its last
-/// values until the daemon restarts.
-async fn publish_outbox_backlog(store: &Store) {
-    match crate::store::outbox_consumers::lag(store.pool()).await {
-        Ok(consumers) => {
-            for c in consumers {
-                metrics::gauge!("rotessa_outbox_consumer_backlog_events", "consumer" => c.name.clone())
-                    .set(c.backlog as f64);
-                metrics::gauge!(
-                    "rotessa_outbox_consumer_oldest_unacked_age_seconds",
-                    "consumer" => c.name
-                )
-                .set(c.oldest_unacked_age_secs.unwrap_or(0.0));
+/// How often the leader exports the outbox consumers' backlog, and how long one reading may take.
+const BACKLOG_EVERY: Duration = Duration::from_secs(30);
+const BACKLOG_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Exports every registered outbox consumer's backlog and the age of its oldest un-acked event,
+/// every [`BACKLOG_EVERY`] while `term` lasts (the leader's term), each reading bounded by
+/// [`BACKLOG_TIMEOUT`]; then sets them to 0, so that a replica that is no longer leader does not
+/// go on exporting stale figures. A consumer unregistered meanwhile keeps its last values until
+/// the term ends.
+async fn export_outbox_backlog(store: Store, term: CancellationToken) {
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    loop {
+        match tokio::time::timeout(BACKLOG_TIMEOUT, outbox_consumers::lag(store.pool())).await {
+            Ok(Ok(consumers)) => {
+                for c in consumers {
+                    set_backlog(
+                        &c.name,
+                        c.backlog as f64,
+                        c.oldest_unacked_age_secs.unwrap_or(0.0),
+                    );
+                    seen.insert(c.name);
+                }
             }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the outbox consumers' backlog"),
+            Err(_) => tracing::warn!(
+                timeout_secs = BACKLOG_TIMEOUT.as_secs(),
+                "reading the outbox consumers' backlog timed out"
+            ),
         }
-        Err(e) => tracing::warn!(error = %e, "cannot read the outbox consumers' backlog"),
+        tokio::select! {
+            _ = term.cancelled() => break,
+            _ = tokio::time::sleep(BACKLOG_EVERY) => {}
+        }
     }
+    for name in &seen {
+        set_backlog(name, 0.0, 0.0);
+    }
+}
+
+fn set_backlog(consumer: &str, events: f64, age_secs: f64) {
+    metrics::gauge!("rotessa_outbox_consumer_backlog_events", "consumer" => consumer.to_owned())
+        .set(events);
+    metrics::gauge!(
+        "rotessa_outbox_consumer_oldest_unacked_age_seconds",
+        "consumer" => consumer.to_owned()
+    )
+    .set(age_secs);
 }
 
 /// Cancels `shutdown` at SIGTERM or SIGINT, after `/readyz` starts answering 503.

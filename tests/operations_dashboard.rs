@@ -199,5 +199,6 @@ async fn every_dashboard_query_names_a_metric_a_real_scrape_exports(pool: PgPool
     }
     let linted = promtool.wait_with_output().unwrap();
     let lint = output_text(&linted);
+    assert!(linted.status.success(), "promtool check metrics: {lint}");
     assert!(!lint.contains("no help text"), "{lint}");
 }

@@ -3,32 +3,11 @@
 mod common;
 
 use common::platform::*;
+use common::readme::accounting_queries;
 use common::*;
 use rotessa_recon::sync::{PassOptions, RunOutcome, Stream};
 use sqlx::PgPool;
 use wiremock::MockServer;
-
-/// The SQL blocks of the README section "Accounting queries".
-fn accounting_queries() -> Vec<String> {
-    let readme = include_str!("../README.md");
-    let section = readme
-        .split("## Accounting queries")
-        .nth(1)
-        .and_then(|rest| rest.split("\n## ").next())
-        .expect("README has an Accounting queries section");
-    section
-        .split("```sql")
-        .skip(1)
-        .map(|block| {
-            block
-                .split("```")
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_owned()
-        })
-        .collect()
-}
 
 #[sqlx::test]
 async fn every_accounting_query_runs(pool: PgPool) {

@@ -140,6 +140,9 @@ async fn the_report_shows_the_mismatched_date_first_with_its_explanation_and_fet
         "{}",
         output_text(&out)
     );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the page is readable by its owner only");
 
     let mut browser = Browser::start(1280, 1600).await;
     let url = format!("file://{}", file.display());
@@ -382,7 +385,7 @@ fn the_page_refuses_to_start_without_a_usable_token() {
         if let Some(path) = extra {
             env.push(("RECON_HTTP__TOKEN_FILE", path));
         }
-        let out = run_binary(&["check"], &env);
+        let out = run_binary(&["run"], &env);
         let text = output_text(&out);
         assert_eq!(out.status.code(), Some(2), "{text}");
         assert!(text.contains(expected), "{text}");
@@ -408,4 +411,73 @@ async fn the_browser_records_a_request_the_page_makes() {
         browser.requests,
         vec![url, "http://127.0.0.1:9/x.css".to_owned()]
     );
+}
+
+/// The reasons, one crafted row each, on one mismatched date (client 1, 2026-11-20, whose
+/// settlement figure was last changed a day ago): which rows explain it, and why.
+#[sqlx::test]
+async fn each_reason_picks_the_rows_it_describes(pool: PgPool) {
+    const SETUP: &str = r#"
+        insert into rotessa.settlements (client_id, settlement_date, number_approved,
+            number_declined, number_chargeback, number_payout, total_approved, total_declined,
+            total_chargeback, total_payout, changed_at)
+        values (1, '2026-11-20', 99, 0, 0, 0, 9999, 0, 0, 0, now() - interval '1 day');
+        insert into rotessa.transactions (id, client_id, amount, status, process_date,
+            settlement_date, decline_date, fingerprint, first_seen_at, changed_at, removed_at)
+        values
+            (1, 1, 10, 'Approved',   '2026-11-17', '2026-11-20', null, 0, now() - interval '2 days', now() - interval '2 days', now()),
+            (2, 1, 20, 'Chargeback', '2026-11-17', '2026-11-20', '2026-12-01', 0, now() - interval '2 days', now() - interval '2 days', null),
+            (3, 1, 30, 'Pending',    '2026-11-17', '2026-11-20', null, 0, now() - interval '2 days', now() - interval '2 days', null),
+            (4, 1, 40, 'Declined',   '2026-11-17', '2026-11-20', '2026-11-19', 0, now() - interval '3 days', now() - interval '3 days', null),
+            (5, 1, 50, 'Approved',   '2026-11-17', '2026-11-20', null, 0, now() - interval '2 days', now(), null),
+            (6, 1, 60, 'Approved',   '2026-11-17', '2026-11-20', null, 0, now() - interval '2 days', now() - interval '2 days', null),
+            (7, 1, 70, 'Chargeback', '2026-11-05', '2026-11-10', '2026-11-20', 0, now() - interval '2 days', now() - interval '2 days', null),
+            (8, 1, 80, 'Approved',   '2026-11-17', '2026-11-20', null, 0, now() - interval '2 days', now() - interval '2 days', null),
+            (9, 2, 90, 'Pending',    '2026-11-17', '2026-11-20', null, 0, now() - interval '2 days', now() - interval '2 days', null);
+        insert into rotessa.transaction_status_history (transaction_id, from_status, to_status,
+            observed_at, source)
+        values (4, null, 'Approved', now() - interval '3 days', 'transaction_report'),
+               (4, 'Approved', 'Declined', now() - interval '3 days', 'transaction_decline_report'),
+               (6, null, 'Approved', now() - interval '2 days', 'transaction_report');
+        insert into rotessa.status_anomalies (kind, transaction_id, stored_status,
+            observed_status, source)
+        values ('stale', 8, 'Approved', 'Pending', 'transaction_report');
+    "#;
+    sqlx::raw_sql(SETUP).execute(&pool).await.unwrap();
+    let date: NaiveDate = "2026-11-20".parse().unwrap();
+    let explained = |model: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            discrepancies::explaining(&mut conn, &[(1, date)], model, 50)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.transaction_id, e.reasons))
+                .collect::<Vec<_>>()
+        }
+    };
+    let s = |v: &[&str]| v.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        explained("decline_date").await,
+        vec![
+            (1, s(&["removed"])),
+            (8, s(&["reports_disagree"])),
+            (7, s(&["chargeback"])),
+            (5, s(&["changed_since_settlement"])),
+            (4, s(&["status_changed"])),
+            (3, s(&["not_settled"])),
+            (2, s(&["chargeback"])),
+        ],
+        "removed first, then by amount; row 6 (unchanged, first seen before the figure) and \
+         client 2's row explain nothing"
+    );
+    // Under settlement_date, a chargeback counts on its own settlement date only: row 7 (charged
+    // back on the 20th, settled on the 10th) is not this date's.
+    let by_settlement: Vec<i64> = explained("settlement_date")
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(by_settlement, vec![1, 8, 5, 4, 3, 2]);
 }

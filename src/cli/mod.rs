@@ -4,6 +4,7 @@
 
 mod check;
 mod demo;
+mod grant;
 mod migrate;
 mod outbox;
 mod reconcile;
@@ -56,6 +57,9 @@ pub enum Command {
     Demo,
     /// Read the event outbox (tail, stats), manage its consumers, prune it.
     Outbox(outbox::OutboxArgs),
+    /// Grant the rights of the daemon's writer role, reader roles and consumer roles (which
+    /// must exist); `--print` shows the SQL instead.
+    Grant(grant::GrantArgs),
 }
 
 /// Why a command failed, and so its exit code.
@@ -137,5 +141,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Check => check::run(&settings).await,
         Command::Sim(_) | Command::Demo => Err(Failure::Usage("dispatched above".to_owned())),
         Command::Outbox(args) => outbox::run(&settings, args).await,
+        Command::Grant(args) => grant::run(&settings, args).await,
     }
 }

@@ -45,7 +45,7 @@ pub async fn run(settings: &Settings, args: ReconcileArgs) -> Result<ExitCode, F
     let store = Store::connect(&settings.database).await?;
     if let Some(path) = &args.html {
         let report = report::gather(store.pool(), args.client, from, to).await?;
-        std::fs::write(path, report::html::render(&report)).map_err(|e| {
+        write_private(path, &report::html::render(&report)).map_err(|e| {
             Failure::Failed(anyhow::anyhow!(
                 "cannot write --html {}: {e}",
                 path.display()
@@ -70,6 +70,17 @@ pub async fn run(settings: &Settings, args: ReconcileArgs) -> Result<ExitCode, F
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to `path`, readable by its owner only on Unix (the page holds an account's
+/// finances): a new file is created with mode 0600, an existing one keeps its mode.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 /// The table `reconcile` prints: a count line with the chargeback model in force, then up to

@@ -24,6 +24,16 @@ pub async fn run(settings: Arc<Settings>, args: RunArgs) -> Result<ExitCode, Fai
             "v1 (single-merchant) account: only the transactions and customers streams run; clients, declines, settlements and payouts need the v2 platform API"
         );
     }
+    // The page's token is read here, not at every command's start: the file may be a
+    // credential only the service can read.
+    let settings = match settings.http.read_page_token()? {
+        Some(token) => {
+            let mut with_token = (*settings).clone();
+            with_token.http.token = Some(token);
+            Arc::new(with_token)
+        }
+        None => settings,
+    };
     crate::daemon::run(settings, &key, !args.no_migrate)
         .await
         .map_err(|e| match e {

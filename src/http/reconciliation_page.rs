@@ -10,14 +10,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{Days, NaiveDate};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 
-use crate::config::{Secret, Settings};
+use crate::config::{DatabaseSettings, Secret, Settings};
 use crate::report;
+use crate::store::Store;
 use crate::sync::Clock;
 
-/// What the page needs: the database, the token, and the default date range.
+/// The longest range one request may ask for: a page is read in one transaction.
+pub const MAX_RANGE_DAYS: i64 = 400;
+
+/// What the page needs: a pool of its own, the token, and the default date range.
 #[derive(Clone)]
 pub struct ReconciliationPage {
     pool: PgPool,
@@ -27,18 +32,27 @@ pub struct ReconciliationPage {
 }
 
 impl ReconciliationPage {
-    /// The page as `settings` configure it, or `None` when it is off (or has no token, which
-    /// configuration validation already refuses).
-    pub fn from_settings(settings: &Settings, pool: PgPool) -> Option<Self> {
-        if !settings.http.reconciliation_page {
-            return None;
-        }
-        Some(Self {
-            pool,
-            token: settings.http.token.clone()?,
+    /// The page as `settings` configure it, or `None` when it is off (or its token was not
+    /// read, which `run` does first). It reads through two connections of its own, so that
+    /// page requests never hold the sync's connections.
+    pub fn from_settings(settings: &Settings) -> Result<Option<Self>, crate::store::Error> {
+        let (true, Some(token)) = (
+            settings.http.reconciliation_page,
+            settings.http.token.clone(),
+        ) else {
+            return Ok(None);
+        };
+        let store = Store::connect_lazy(&DatabaseSettings {
+            max_connections: 2,
+            acquire_timeout_secs: 5,
+            ..settings.database.clone()
+        })?;
+        Ok(Some(Self {
+            pool: store.pool().clone(),
+            token,
             clock: Clock::from_settings(&settings.sync),
             lookback_days: settings.sync.settlements.lookback_days,
-        })
+        }))
     }
 
     /// The route, to merge into the daemon's router.
@@ -48,8 +62,9 @@ impl ReconciliationPage {
             .with_state(self)
     }
 
-    /// Whether `headers` carry the token: `Authorization: Bearer <token>`, compared in constant
-    /// time.
+    /// Whether `headers` carry the token: `Authorization: Bearer <token>`. The SHA-256 digests
+    /// of both are compared in constant time, so neither the content nor the length of the
+    /// token shows in the time taken.
     fn authorized(&self, headers: &HeaderMap) -> bool {
         let Some(presented) = headers
             .get(header::AUTHORIZATION)
@@ -61,10 +76,9 @@ impl ReconciliationPage {
         else {
             return false;
         };
-        presented
-            .as_bytes()
-            .ct_eq(self.token.expose().as_bytes())
-            .into()
+        let presented = Sha256::digest(presented.as_bytes());
+        let expected = Sha256::digest(self.token.expose().as_bytes());
+        presented.ct_eq(&expected).into()
     }
 }
 
@@ -84,7 +98,8 @@ async fn page(
     if !page.authorized(&headers) {
         metrics::counter!("rotessa_http_unauthorized_total", "path" => "/reconciliation")
             .increment(1);
-        tracing::warn!(
+        // Debug, not warn: anyone who reaches the port could fill the logs; the counter counts.
+        tracing::debug!(
             path = "/reconciliation",
             "request without the page's bearer token refused"
         );

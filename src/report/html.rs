@@ -43,6 +43,7 @@ tr.explain table { margin: 4px 0; font-size: 13px; }
 .reason { display: inline-block; border: 1px solid var(--bad); color: var(--bad); border-radius: 3px;
           padding: 0 4px; margin: 0 4px 2px 0; font-size: 12px; }
 .summary td.nonzero { color: var(--bad); font-weight: 700; }
+.summary th.num { white-space: normal; }
 svg.chart { width: 100%; height: auto; display: block; margin: 8px 0; font-size: 11px; }
 svg.chart text { fill: var(--ink); }
 svg.chart .axis { fill: var(--muted); font-size: 10px; }
@@ -121,8 +122,9 @@ fn summary(report: &Report) -> Markup {
     html! {
         @if report.clients.is_empty() {
             p.note id="empty" {
-                "No settlements are synced in this range: run "
-                code { "rotessa-recon sync --stream settlements" } "."
+                "No settlements are synced for these dates"
+                @if let Some(client) = report.client { " and client " (client) }
+                ": check the range, or run " code { "rotessa-recon sync --stream settlements" } "."
             }
         } @else {
             table.summary {
@@ -131,15 +133,16 @@ fn summary(report: &Report) -> Markup {
                         th { "Client" }
                         th.num { "Dates" }
                         th.num { "Mismatched" }
-                        th.num { "Approved difference" }
-                        th.num { "Declined difference" }
-                        th.num { "Chargeback difference" }
+                        th.num { "Approved, gross difference" }
+                        th.num { "Declined, gross difference" }
+                        th.num { "Chargeback, gross difference" }
                     }
                 }
                 tbody {
                     @for client in &report.clients {
+                        // Gross: a +$100 and a -$100 date are $200 apart, not $0.
                         @let sum = |f: fn(&DateReport) -> Decimal| -> Decimal {
-                            client.dates.iter().map(f).sum()
+                            client.dates.iter().map(|d| f(d).abs()).sum()
                         };
                         tr {
                             td { a href={ "#client-" (client.client_id) } { (client_title(client)) } }
@@ -153,15 +156,16 @@ fn summary(report: &Report) -> Markup {
                 }
             }
             p.note {
-                "Differences are Rotessa's figure minus the synced transactions' figure. "
-                "Mismatched dates come first; under each are the transactions that explain it."
+                "Differences are Rotessa's figure minus the synced transactions' figure; the "
+                "gross difference adds up their sizes over every date. Mismatched dates come "
+                "first; under each are the transactions that explain it."
             }
         }
     }
 }
 
 fn diff_cell(amount: Decimal) -> Markup {
-    html! { td.num.diff.nonzero[!amount.is_zero()] { (signed_money(amount)) } }
+    html! { td.num.diff.nonzero[!amount.is_zero()] { (money(amount)) } }
 }
 
 fn client_section(report: &Report, client: &ClientReport) -> Markup {
@@ -292,9 +296,9 @@ fn explanation(date: &DateReport) -> Markup {
             }
             @if date.more {
                 p.note {
-                    "More transactions explain this date than the "
-                    (super::EXPLAINING_PER_DATE) " listed; the status rows of the date are in "
-                    code { "rotessa.transactions" } "."
+                    "Only the first " (super::EXPLAINING_PER_DATE) " transactions that explain "
+                    "this date are listed; query " code { "rotessa.transactions" }
+                    " for the others."
                 }
             }
         }
@@ -310,7 +314,8 @@ fn reason_text(e: &Explaining, reason: &str) -> String {
         },
         "chargeback" => "charged back".into(),
         "not_settled" => format!("still {}", e.status),
-        "status_changed" => "status changed after it settled".into(),
+        "status_changed" => "left a settled status".into(),
+        "changed_since_settlement" => "changed after Rotessa's figure was read".into(),
         "reports_disagree" => "the two reports disagree about its status".into(),
         other => other.replace('_', " "),
     }
@@ -348,5 +353,54 @@ fn history(report: &Report, id: i64) -> Markup {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use rust_decimal::Decimal;
+
+    use super::*;
+    use crate::store::discrepancies::REASONS;
+
+    #[test]
+    fn every_reason_has_words_of_its_own() {
+        let e = Explaining {
+            client_id: 1,
+            settlement_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+            transaction_id: 2,
+            customer_id: None,
+            amount: Decimal::ONE,
+            status: "Pending".into(),
+            status_reason: None,
+            process_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+            decline_date: None,
+            removed_at: None,
+            status_changed_at: Utc::now(),
+            reasons: Vec::new(),
+        };
+        for reason in REASONS {
+            let text = reason_text(&e, reason);
+            assert_ne!(text, reason.replace('_', " "), "{reason} has no text");
+        }
+    }
+
+    #[test]
+    fn the_page_refers_to_nothing_outside_itself() {
+        let report = Report {
+            from: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            to: chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+            generated_at: Utc::now(),
+            chargeback_on: "decline_date".into(),
+            client: None,
+            clients: Vec::new(),
+            histories: Default::default(),
+        };
+        let page = render(&report);
+        for forbidden in ["src=", "url(", "@import", "<script", "http://", "https://"] {
+            assert!(!page.contains(forbidden), "{forbidden}");
+        }
+        assert!(page.contains(CONTENT_SECURITY_POLICY));
     }
 }

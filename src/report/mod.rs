@@ -30,6 +30,8 @@ pub struct Report {
     pub generated_at: DateTime<Utc>,
     /// `decline_date` or `settlement_date`: where chargebacks are counted.
     pub chargeback_on: String,
+    /// The one client asked for, if any.
+    pub client: Option<i64>,
     /// Clients with a mismatch first, then by id.
     pub clients: Vec<ClientReport>,
     /// The status history of every listed transaction, oldest first.
@@ -78,7 +80,7 @@ pub async fn gather(
         .map(|c| (c.client_id, c.settlement_date))
         .collect();
     let limit = i64::try_from(EXPLAINING_PER_DATE + 1).unwrap_or(i64::MAX);
-    let explaining = discrepancies::explaining(&mut tx, &mismatched, limit).await?;
+    let explaining = discrepancies::explaining(&mut tx, &mismatched, &chargeback_on, limit).await?;
     let mut ids: Vec<i64> = explaining.iter().map(|e| e.transaction_id).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -103,6 +105,7 @@ pub async fn gather(
         to,
         generated_at: Utc::now(),
         chargeback_on,
+        client,
         clients: assemble(comparisons, explaining, &names),
         histories,
     })

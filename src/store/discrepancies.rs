@@ -10,22 +10,28 @@ use sqlx::{FromRow, PgConnection, PgPool, Postgres, Transaction};
 use super::{Error, ResultExt};
 
 /// A read-only transaction over one snapshot (repeatable read): a report's comparisons,
-/// explanations and histories all see the same moment, and nothing it runs can write.
+/// explanations and histories all see the same moment, and nothing it runs can write. Each
+/// statement may take at most a minute.
 pub async fn read_only(pool: &PgPool) -> Result<Transaction<'static, Postgres>, Error> {
     let mut tx = pool.begin().await.op("starting a read-only transaction")?;
     sqlx::query("set transaction isolation level repeatable read, read only")
         .execute(&mut *tx)
         .await
         .op("making the transaction read-only")?;
+    sqlx::query("set local statement_timeout = '60s'")
+        .execute(&mut *tx)
+        .await
+        .op("bounding the report's statements")?;
     Ok(tx)
 }
 
 /// Why a transaction may explain a mismatched date; the report names each in words.
-pub const REASONS: [&str; 5] = [
+pub const REASONS: [&str; 6] = [
     "removed",
     "chargeback",
     "not_settled",
     "status_changed",
+    "changed_since_settlement",
     "reports_disagree",
 ];
 
@@ -51,19 +57,22 @@ pub struct Explaining {
 
 /// The transactions that explain the mismatched `dates` (pairs of client and settlement date),
 /// at most `limit` per date, removed rows first, then by amount. A transaction counts for a
-/// date when it settles on it, or, for a chargeback, when it was charged back on it; it
-/// explains the date when
+/// date when it settles on it, or, for a chargeback under `chargeback_on = decline_date`, when
+/// it was charged back on it; it explains the date when
 /// - `removed`: Rotessa no longer reports it (the settlement may still count it);
 /// - `chargeback`: it was charged back (counted under the model in force, which Rotessa's
 ///   figure may not follow);
 /// - `not_settled`: it is still Future or Pending (counted by neither side's totals here);
-/// - `status_changed`: it left Approved, Declined or Chargeback after first being seen in it
-///   (Rotessa's figure may predate the change);
+/// - `status_changed`: it left Approved, Declined or Chargeback after having been seen in it;
+/// - `changed_since_settlement`: it changed (status, amount, any field) after Rotessa's
+///   settlement figure was last read changed, having been seen before it, or its status moved
+///   since then: the figure may predate the change;
 /// - `reports_disagree`: a report showed it in a status the rules refused (a `stale` or
 ///   `backward` anomaly): the two reports disagree about it.
 pub async fn explaining(
     conn: &mut PgConnection,
     dates: &[(i64, NaiveDate)],
+    chargeback_on: &str,
     limit: i64,
 ) -> Result<Vec<Explaining>, Error> {
     const SQL: &str = r#"
@@ -71,7 +80,7 @@ pub async fn explaining(
             select * from unnest($1::bigint[], $2::date[]) as d(client_id, settlement_date)
         ),
         candidates as (
-            select d.client_id, d.settlement_date, t.id, t.customer_id, t.amount, t.status,
+            select s.client_id, s.settlement_date, t.id, t.customer_id, t.amount, t.status,
                    t.status_reason, t.process_date, t.decline_date, t.removed_at,
                    t.status_changed_at,
                    array_remove(array[
@@ -83,16 +92,25 @@ pub async fn explaining(
                            where h.transaction_id = t.id and h.change = 'status'
                              and h.from_status in ('Approved', 'Declined', 'Chargeback')
                        ) then 'status_changed' end,
+                       case when (t.first_seen_at < s.changed_at and t.changed_at > s.changed_at)
+                              or exists (
+                           select 1 from rotessa.transaction_status_history h
+                           where h.transaction_id = t.id and h.from_status is not null
+                             and h.observed_at > s.changed_at
+                       ) then 'changed_since_settlement' end,
                        case when exists (
                            select 1 from rotessa.status_anomalies a
                            where a.transaction_id = t.id and a.kind in ('stale', 'backward')
                        ) then 'reports_disagree' end
                    ], null) as reasons
             from dates d
+            join rotessa.settlements s
+              on s.client_id = d.client_id and s.settlement_date = d.settlement_date
             join rotessa.transactions t
-              on t.client_id = d.client_id
-             and (t.settlement_date = d.settlement_date
-                  or (t.status = 'Chargeback' and t.decline_date = d.settlement_date))
+              on t.client_id = s.client_id
+             and (t.settlement_date = s.settlement_date
+                  or ($4 = 'decline_date' and t.status = 'Chargeback'
+                      and t.decline_date = s.settlement_date))
         ),
         ranked as (
             select c.*, row_number() over (
@@ -114,6 +132,7 @@ pub async fn explaining(
         .bind(dates.iter().map(|d| d.0).collect::<Vec<_>>())
         .bind(dates.iter().map(|d| d.1).collect::<Vec<_>>())
         .bind(limit)
+        .bind(chargeback_on)
         .fetch_all(conn)
         .await
         .op("reading the transactions that explain mismatched dates")

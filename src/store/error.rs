@@ -20,6 +20,9 @@ pub enum Error {
         "outbox consumer {0:?} is not registered: register it once with `rotessa-recon outbox register {0}` (or `select rotessa.outbox_register('{0}')`)"
     )]
     UnknownConsumer(String),
+    /// A request the database state cannot serve; the message says what to do.
+    #[error("{0}")]
+    Invalid(String),
     /// The daemon's lease is no longer ours: the page must not commit (fencing).
     #[error("the scheduler lease was lost to another instance; this page was rolled back")]
     LeaseLost,

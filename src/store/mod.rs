@@ -8,6 +8,7 @@ pub mod copy;
 pub mod customers;
 pub mod discrepancies;
 mod error;
+pub mod grants;
 pub mod history;
 pub mod lease;
 pub mod outbox;
@@ -63,6 +64,10 @@ fn pool_options(settings: &DatabaseSettings) -> Result<(PgPoolOptions, PgConnect
             detail: source.to_string(),
         })?
         .application_name("rotessa-recon");
+    let options = match &settings.ca_file {
+        Some(ca) => options.ssl_root_cert(ca),
+        None => options,
+    };
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs));

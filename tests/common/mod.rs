@@ -8,6 +8,8 @@ pub mod guarantees;
 pub mod outbox;
 pub mod platform;
 pub mod proxy;
+pub mod readme;
+pub mod roles;
 pub mod simulated;
 pub mod tempdir;
 
@@ -180,6 +182,23 @@ pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().expect("run rotessa-recon")
+}
+
+/// [`run_binary`] off the async runtime's thread, so that an in-process simulator on the same
+/// runtime can answer the binary meanwhile.
+pub async fn run_binary_async(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_binary(&args, &env)
+    })
+    .await
+    .expect("the binary's thread")
 }
 
 /// stdout and stderr of a finished command, as one string.
