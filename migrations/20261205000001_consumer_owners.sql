@@ -18,37 +18,40 @@ comment on column rotessa.outbox_consumers.owner is
     'the login role that registered the consumer; only its members may poll, ack or unregister it';
 
 -- Grants made by the earlier documentation (select, insert, update on the table to each consumer
--- role) would let one consumer move another's position: withdraw them. The functions below are
--- the way in now.
+-- role, table-wide or per column) would let one consumer move another's position: withdraw them.
+-- The functions below are the way in now.
 do $$
 declare
     grantee text;
 begin
     for grantee in
-        select distinct g.grantee
-        from information_schema.role_table_grants g
-        where g.table_schema = 'rotessa' and g.table_name = 'outbox_consumers'
-          and g.grantee not in (
-              select pg_get_userbyid(c.relowner) from pg_class c
-              where c.oid = 'rotessa.outbox_consumers'::regclass)
+        select distinct case when a.grantee = 0 then 'public' else quote_ident(r.rolname) end
+        from pg_class c
+        cross join lateral aclexplode(c.relacl) a
+        left join pg_roles r on r.oid = a.grantee
+        where c.oid = 'rotessa.outbox_consumers'::regclass and a.grantee <> c.relowner
+        union
+        select distinct case when a.grantee = 0 then 'public' else quote_ident(r.rolname) end
+        from pg_attribute att
+        cross join lateral aclexplode(att.attacl) a
+        left join pg_roles r on r.oid = a.grantee
+        where att.attrelid = 'rotessa.outbox_consumers'::regclass and att.attacl is not null
     loop
-        if grantee = 'PUBLIC' then
-            execute 'revoke all on rotessa.outbox_consumers from public';
-        else
-            execute format('revoke all on rotessa.outbox_consumers from %I', grantee);
-        end if;
-        raise notice 'revoked the direct grants of % on rotessa.outbox_consumers: run rotessa-recon grant --consumer %', grantee, grantee;
+        execute format('revoke all on rotessa.outbox_consumers from %s', grantee);
+        raise notice 'revoked the direct grants of % on rotessa.outbox_consumers: each consumer now belongs to a role (docs/outbox-consumers.md "Permissions": run rotessa-recon grant --consumer for consumer roles, and hand each consumer to its role)', grantee;
     end loop;
 end
 $$;
 
 alter table rotessa.outbox_consumers enable row level security;
 create policy outbox_consumers_owned on rotessa.outbox_consumers
-    using (pg_has_role(current_user, owner, 'MEMBER'))
-    with check (pg_has_role(current_user, owner, 'MEMBER'));
+    using (to_regrole(owner) is not null and pg_has_role(session_user, owner, 'MEMBER'))
+    with check (pg_has_role(session_user, owner, 'MEMBER'));
 
--- The owner of a consumer, or null when it is not registered; raises insufficient_privilege
--- when the caller may not act on it.
+-- Whether a consumer is registered; raises insufficient_privilege when the caller may not act on
+-- it. The caller may when its login role is a member of the consumer's owner, or of the schema
+-- owner (current_user here: an operator retiring a consumer); a consumer whose owning role was
+-- dropped belongs to the schema owner.
 create function rotessa.outbox_consumer_check(consumer text)
 returns boolean
 language plpgsql
@@ -63,13 +66,14 @@ begin
     if not found then
         return false;
     end if;
-    if not pg_has_role(session_user, owned_by, 'MEMBER') then
-        raise exception 'outbox consumer % belongs to role %, not to %',
-            quote_literal(consumer), quote_ident(owned_by), quote_ident(session_user)
-            using errcode = 'insufficient_privilege',
-                  hint = 'each role registers and acks its own consumers (docs/outbox-consumers.md "Roles")';
+    if pg_has_role(session_user, current_user, 'MEMBER')
+       or (to_regrole(owned_by) is not null and pg_has_role(session_user, owned_by, 'MEMBER')) then
+        return true;
     end if;
-    return true;
+    raise exception 'outbox consumer % belongs to role %, not to %',
+        quote_literal(consumer), quote_ident(owned_by), quote_ident(session_user)
+        using errcode = 'insufficient_privilege',
+              hint = 'each role registers and acks its own consumers (docs/outbox-consumers.md "Permissions")';
 end
 $$;
 
@@ -124,7 +128,12 @@ begin
     if not rotessa.outbox_consumer_check(consumer) then
         return false;
     end if;
-    delete from rotessa.outbox_consumers c where c.name = consumer;
+    -- Locked and checked again in one statement: a row re-registered by another role since the
+    -- check above is left alone.
+    delete from rotessa.outbox_consumers c
+    where c.name = consumer
+      and (pg_has_role(session_user, current_user, 'MEMBER')
+           or (to_regrole(c.owner) is not null and pg_has_role(session_user, c.owner, 'MEMBER')));
     return found;
 end
 $$;
@@ -176,7 +185,9 @@ begin
         last_seq = outbox_ack.seq,
         updated_at = now()
     where c.name = consumer
-      and (c.last_txid, c.last_seq) < (outbox_ack.txid, outbox_ack.seq);
+      and (c.last_txid, c.last_seq) < (outbox_ack.txid, outbox_ack.seq)
+      and (pg_has_role(session_user, current_user, 'MEMBER')
+           or (to_regrole(c.owner) is not null and pg_has_role(session_user, c.owner, 'MEMBER')));
     get diagnostics moved = row_count;
     return moved > 0;
 end
@@ -186,10 +197,31 @@ $$;
 alter function rotessa.outbox_prune(interval, integer, boolean)
     security definer set search_path = pg_catalog, pg_temp;
 
--- Only the roles `rotessa-recon grant` names may call what changes consumers or the outbox.
+-- The lag view shows a consumer role its own consumers; the writer (who may run retention) and the
+-- owner see them all, for `outbox stats` and the backlog metrics.
+create or replace view rotessa.outbox_consumer_lag as
+select c.name,
+       c.last_txid,
+       c.last_seq,
+       c.updated_at,
+       b.backlog,
+       b.oldest_unacked_at,
+       now() - b.oldest_unacked_at as oldest_unacked_age
+from rotessa.outbox_consumers c
+cross join lateral (
+    select count(*) as backlog, min(o.occurred_at) as oldest_unacked_at
+    from rotessa.outbox o
+    where (o.txid, o.seq) > (c.last_txid, c.last_seq)
+) b
+where has_function_privilege(session_user, 'rotessa.outbox_prune(interval, integer, boolean)', 'EXECUTE')
+   or (to_regrole(c.owner) is not null and pg_has_role(session_user, c.owner, 'MEMBER'));
+
+-- Only the roles `rotessa-recon grant` names may call what changes consumers or the outbox, and
+-- functions of later migrations are not callable by everyone by default.
 revoke execute on function rotessa.outbox_consumer_check(text) from public;
 revoke execute on function rotessa.outbox_register(text, text) from public;
 revoke execute on function rotessa.outbox_unregister(text) from public;
 revoke execute on function rotessa.outbox_poll(text, integer) from public;
 revoke execute on function rotessa.outbox_ack(text, xid8, bigint) from public;
 revoke execute on function rotessa.outbox_prune(interval, integer, boolean) from public;
+alter default privileges revoke execute on functions from public;

@@ -471,8 +471,29 @@ impl Settings {
                 self.sync.time_zone
             ));
         }
-        if let Err(e) = self.database.url.connect_options() {
-            problems.push(format!("database.url is not a PostgreSQL URL: {e}"));
+        match self.database.url.connect_options() {
+            Err(e) => problems.push(format!("database.url is not a PostgreSQL URL: {e}")),
+            Ok(options) => {
+                if let Some(ca) = &self.database.ca_file {
+                    use sqlx::postgres::PgSslMode;
+                    if !matches!(
+                        options.get_ssl_mode(),
+                        PgSslMode::VerifyCa | PgSslMode::VerifyFull
+                    ) {
+                        problems.push(
+                            "database.ca_file is only used with sslmode=verify-full (or verify-ca) \
+                             in database.url: add it, or the CA would be silently ignored"
+                                .into(),
+                        );
+                    }
+                    if !ca.is_file() {
+                        problems.push(format!(
+                            "database.ca_file {} is not a readable file",
+                            ca.display()
+                        ));
+                    }
+                }
+            }
         }
         for (name, stream) in self.sync.streams() {
             if stream.window_days == 0 {

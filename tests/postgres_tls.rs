@@ -277,6 +277,17 @@ async fn verify_full_connects_with_the_ca_and_refuses_a_certificate_that_does_no
     .await;
     assert!(ok, "{text}");
 
+    // A CA file without a verifying sslmode would be ignored: refused at start-up.
+    let (ok, text) = migrate(
+        &server.url("localhost", "sslmode=prefer"),
+        &[("RECON_DATABASE__CA_FILE", &ca)],
+    )
+    .await;
+    assert!(
+        !ok && text.contains("database.ca_file is only used with sslmode=verify-full"),
+        "{text}"
+    );
+
     // The certificate names localhost, not 127.0.0.1: refused.
     let (ok, text) = migrate(
         &server.url(

@@ -32,6 +32,29 @@ async fn simulator() -> SimServer {
     .unwrap()
 }
 
+/// Every access list of the schema: tables, columns, functions, the schema, default privileges.
+async fn acls(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "select 'rel ' || c.relname::text || ' ' || coalesce(c.relacl::text, '') from pg_class c
+         where c.relnamespace = 'rotessa'::regnamespace
+         union all
+         select 'col ' || a.attrelid::regclass::text || '.' || a.attname::text || ' ' || a.attacl::text
+         from pg_attribute a join pg_class c on c.oid = a.attrelid
+         where c.relnamespace = 'rotessa'::regnamespace and a.attacl is not null
+         union all
+         select 'fn ' || p.oid::regprocedure::text || ' ' || coalesce(p.proacl::text, '') from pg_proc p
+         where p.pronamespace = 'rotessa'::regnamespace
+         union all
+         select 'schema ' || coalesce(nspacl::text, '') from pg_namespace where nspname = 'rotessa'
+         union all
+         select 'default ' || d.defaclobjtype::text || ' ' || d.defaclacl::text from pg_default_acl d
+         order by 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
 async fn count(pool: &PgPool, table: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
         .fetch_one(pool)
@@ -55,7 +78,19 @@ async fn the_writer_runs_a_full_sync_and_can_create_alter_or_drop_nothing(pool: 
         "--print changed nothing"
     );
     grant(&pool, &["--writer", &writer]);
-    grant(&pool, &["--writer", &writer]); // idempotent
+    let rights = acls(&pool).await;
+    grant(&pool, &["--writer", &writer]);
+    assert_eq!(acls(&pool).await, rights, "a second grant changes no right");
+    // Naming the schema owner (a superuser here) would strip its own rights: refused.
+    let refused = run_binary(
+        &["grant", "--writer", "postgres"],
+        &[("DATABASE_URL", &database_url(&pool))],
+    );
+    assert!(
+        !refused.status.success() && output_text(&refused).contains("superuser"),
+        "{}",
+        output_text(&refused)
+    );
 
     let sim = simulator().await;
     let out = run_binary_async(
@@ -255,6 +290,13 @@ async fn a_consumer_role_reaches_its_own_consumers_only(pool: PgPool) {
     assert!(gone);
     assert_eq!(position(&pool, "billing-feed").await, None);
     assert_eq!(position(&pool, "ledger-feed").await, b_position);
+    // An operator (the schema owner) may retire any consumer, for instance one whose team's role
+    // was dropped.
+    let retired: bool = sqlx::query_scalar("select rotessa.outbox_unregister('ledger-feed')")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(retired);
     as_a.close().await;
     as_b.close().await;
     roles.drop_all().await;

@@ -5,14 +5,15 @@
 //!   writes, the consumer functions (the relay and `outbox tail --consumer` are consumers too)
 //!   and retention, reading the migrations table; no DDL; default privileges give it DML on the
 //!   tables of later migrations;
-//! - a **reader** (accountants, BI tools): SELECT on the accounting tables and views, without
-//!   the columns that carry raw payloads, bank numbers or contact details the accounting queries
-//!   do not use; no outbox, no internal state; no writes;
+//! - a **reader** (accountants, BI tools): SELECT on an allow-list of columns of the accounting
+//!   tables and views, leaving out raw payloads, bank numbers and contact details the accounting
+//!   queries do not use; no outbox, no internal state; no writes;
 //! - a **consumer**: SELECT on the outbox, and the consumer functions, which only act on the
 //!   consumers that role registered (migration `20261205000001_consumer_owners.sql`).
 //!
-//! Every role named starts from `revoke all` on the schema's tables, so running it again leaves
-//! exactly the rights of that run.
+//! Every role named starts from `revoke all` on everything of the schema, so running it again
+//! leaves exactly the rights of that run. The schema owner, superusers and roles the owner
+//! belongs to are refused: they hold every right already, and the revokes would take the owner's.
 
 use std::collections::BTreeMap;
 
@@ -35,43 +36,234 @@ const CONSUMER_FUNCTIONS: [&str; 5] = [
 /// Retention, which only the writer runs.
 const PRUNE_FUNCTION: &str = "rotessa.outbox_prune(interval, integer, boolean)";
 
-/// What readers may read: each table or view, and the columns withheld from them (empty: all).
-const READER_TABLES: [(&str, &[&str]); 13] = [
+/// What readers may read: each table or view and the columns granted, an allow-list, so that a
+/// column a later migration adds (or a table it creates) is not readable until it is listed here.
+/// Left out: `extra` (fields as sent), `clients.raw` and `rejected_records.raw` (payloads as
+/// sent), bank numbers, the customers' phones and address, internal fingerprints and counters.
+const READER_COLUMNS: [(&str, &[&str]); 13] = [
     (
         "transactions",
         &[
-            "extra",
-            "account_number",
-            "transit_number",
-            "institution_number",
+            "id",
+            "client_id",
+            "customer_id",
+            "transaction_schedule_id",
+            "amount",
+            "status",
+            "status_reason",
+            "process_date",
+            "settlement_date",
+            "decline_date",
+            "earliest_approval_date",
+            "transaction_number",
+            "custom_identifier",
+            "schedule_custom_identifier",
+            "comment",
+            "api_created_at",
+            "api_updated_at",
+            "first_seen_at",
+            "changed_at",
+            "status_changed_at",
+            "removed_at",
         ],
     ),
-    ("transaction_status_history", &[]),
-    ("settlements", &["extra"]),
-    ("settlement_reconciliation", &[]),
-    ("reconciliation_state", &[]),
-    ("status_anomalies", &[]),
-    // The quarantine keeps rows as sent, masked like the tables (README "Personal data"); the
-    // README's query of refused rows shows them.
-    ("rejected_records", &[]),
-    ("clients", &["raw"]),
+    (
+        "transaction_status_history",
+        &[
+            "id",
+            "transaction_id",
+            "from_status",
+            "to_status",
+            "status_reason",
+            "decline_date",
+            "observed_at",
+            "source",
+            "sync_run_id",
+            "change",
+        ],
+    ),
+    (
+        "settlements",
+        &[
+            "client_id",
+            "settlement_date",
+            "number_approved",
+            "number_declined",
+            "number_chargeback",
+            "number_payout",
+            "total_approved",
+            "total_declined",
+            "total_chargeback",
+            "total_payout",
+            "first_seen_at",
+            "changed_at",
+        ],
+    ),
+    (
+        "settlement_reconciliation",
+        &[
+            "client_id",
+            "settlement_date",
+            "rotessa_number_approved",
+            "computed_number_approved",
+            "rotessa_total_approved",
+            "computed_total_approved",
+            "diff_total_approved",
+            "rotessa_number_declined",
+            "computed_number_declined",
+            "rotessa_total_declined",
+            "computed_total_declined",
+            "diff_total_declined",
+            "rotessa_number_chargeback",
+            "computed_number_chargeback",
+            "rotessa_total_chargeback",
+            "computed_total_chargeback",
+            "diff_total_chargeback",
+            "rotessa_total_payout",
+            "matched",
+        ],
+    ),
+    (
+        "reconciliation_state",
+        &[
+            "client_id",
+            "settlement_date",
+            "matched",
+            "changed_at",
+            "difference",
+        ],
+    ),
+    (
+        "status_anomalies",
+        &[
+            "id",
+            "kind",
+            "transaction_id",
+            "stored_status",
+            "stored_status_reason",
+            "stored_status_at",
+            "stored_updated_at",
+            "observed_status",
+            "observed_status_reason",
+            "observed_updated_at",
+            "source",
+            "sync_run_id",
+            "first_seen_at",
+            "last_seen_at",
+            "times_seen",
+        ],
+    ),
+    (
+        "rejected_records",
+        &[
+            "id",
+            "stream",
+            "client_id",
+            "sync_run_id",
+            "page",
+            "error",
+            "first_seen_at",
+            "last_seen_at",
+            "times_seen",
+        ],
+    ),
+    (
+        "clients",
+        &["id", "business_name", "operating_as", "status", "seen_at"],
+    ),
     (
         "customers",
         &[
-            "extra",
-            "account_number",
-            "transit_number",
-            "institution_number",
-            "routing_number",
-            "phone",
-            "home_phone",
-            "address",
+            "id",
+            "client_id",
+            "custom_identifier",
+            "identifier",
+            "name",
+            "email",
+            "customer_type",
+            "active",
+            "authorization_type",
+            "bank_account_type",
+            "api_created_at",
+            "api_updated_at",
+            "first_seen_at",
+            "changed_at",
+            "removed_at",
         ],
     ),
-    ("transaction_schedules", &["extra"]),
-    ("payouts", &["extra"]),
-    ("sync_state", &[]),
-    ("sync_runs", &[]),
+    (
+        "transaction_schedules",
+        &[
+            "id",
+            "customer_id",
+            "client_id",
+            "amount",
+            "frequency",
+            "installments",
+            "process_date",
+            "next_process_date",
+            "active",
+            "comment",
+            "api_created_at",
+            "api_updated_at",
+            "first_seen_at",
+            "changed_at",
+            "removed_at",
+        ],
+    ),
+    (
+        "payouts",
+        &[
+            "payout_key",
+            "payout_id",
+            "financial_transaction_id",
+            "customer_id",
+            "amount",
+            "transaction_amount",
+            "status",
+            "process_date",
+            "settlement_date",
+            "api_updated_at",
+            "first_seen_at",
+            "changed_at",
+            "removed_at",
+        ],
+    ),
+    (
+        "sync_state",
+        &[
+            "stream",
+            "client_id",
+            "cursor_date",
+            "last_success_at",
+            "last_run_id",
+            "last_success_started_at",
+        ],
+    ),
+    (
+        "sync_runs",
+        &[
+            "id",
+            "stream",
+            "client_id",
+            "status",
+            "started_at",
+            "finished_at",
+            "heartbeat_at",
+            "window_from",
+            "window_to",
+            "pages",
+            "rows_seen",
+            "rows_inserted",
+            "rows_updated",
+            "rows_unchanged",
+            "rows_rejected",
+            "rows_stale",
+            "anomalies",
+            "events_emitted",
+            "error",
+        ],
+    ),
 ];
 
 /// The roles to grant to.
@@ -98,7 +290,7 @@ pub struct Catalog {
     pub owner: String,
     /// Tables and views of the schema, with their columns in order.
     pub relations: BTreeMap<String, Vec<String>>,
-    /// The migrations table sqlx keeps, as the database resolves `_sqlx_migrations`.
+    /// The migrations table sqlx keeps (`public._sqlx_migrations`, where `Store` reads it).
     pub migrations_table: Option<String>,
 }
 
@@ -118,6 +310,18 @@ pub async fn catalog(pool: &PgPool, plan: &Plan) -> Result<Catalog, Error> {
     const MISSING_ROLES: &str = r#"
         select r from unnest($1::text[]) as r
         where not exists (select from pg_roles where rolname = r)
+    "#;
+    // Granting to these would revoke the schema owner's own rights (every role named starts
+    // from `revoke all`), or mean nothing (a superuser bypasses every check).
+    const TOO_POWERFUL: &str = r#"
+        with recursive owner_in(oid) as (
+            select oid from pg_roles where rolname = $2
+            union
+            select m.roleid from pg_auth_members m join owner_in o on m.member = o.oid
+        )
+        select r.rolname::text from pg_roles r
+        where r.rolname = any($1)
+          and (r.rolsuper or r.oid in (select oid from owner_in))
     "#;
     let owner: Option<String> = sqlx::query_scalar(OWNER)
         .fetch_optional(pool)
@@ -141,6 +345,20 @@ pub async fn catalog(pool: &PgPool, plan: &Plan) -> Result<Catalog, Error> {
             quote_ident(&missing[0])
         )));
     }
+    let too_powerful: Vec<String> = sqlx::query_scalar(TOO_POWERFUL)
+        .bind(&roles)
+        .bind(&owner)
+        .fetch_all(pool)
+        .await
+        .op("looking the roles up")?;
+    if !too_powerful.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{} is a superuser, the owner of schema rotessa ({owner}), or a role the owner \
+             belongs to: it already has every right, and granting would revoke the owner's own. \
+             Name roles of their own (a single-user deployment needs no `grant`)",
+            too_powerful.join(", ")
+        )));
+    }
     let mut relations: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (table, column) in sqlx::query_as::<_, (String, String)>(RELATIONS)
         .fetch_all(pool)
@@ -150,7 +368,7 @@ pub async fn catalog(pool: &PgPool, plan: &Plan) -> Result<Catalog, Error> {
         relations.entry(table).or_default().push(column);
     }
     let migrations_table: Option<String> =
-        sqlx::query_scalar("select to_regclass('_sqlx_migrations')::text")
+        sqlx::query_scalar("select to_regclass('public._sqlx_migrations')::text")
             .fetch_one(pool)
             .await
             .op("finding the migrations table")?;
@@ -170,26 +388,40 @@ fn qualified(table: &str) -> String {
     format!("rotessa.{}", quote_ident(table))
 }
 
-/// The statements for `plan`, in order: every role's table rights revoked first, then the
-/// grants (a role named twice, say reader and consumer, gets both).
+/// The statements for `plan`, in order: every right a named role holds in the schema revoked
+/// first (tables, sequences, functions, the schema, default privileges, the migrations table),
+/// then the grants (a role named twice, say reader and consumer, gets both).
 pub fn statements(plan: &Plan, catalog: &Catalog) -> Vec<String> {
     let mut roles: Vec<&String> = plan.roles().collect();
     roles.sort();
     roles.dedup();
-    let mut out: Vec<String> = roles
-        .iter()
-        .map(|role| {
-            format!(
-                "revoke all on all tables in schema rotessa from {}",
-                quote_ident(role)
-            )
-        })
-        .collect();
     let owner = quote_ident(&catalog.owner);
+    let mut out: Vec<String> = Vec::new();
+    for role in roles {
+        let r = quote_ident(role);
+        out.push(format!(
+            "revoke all on all tables in schema rotessa from {r}"
+        ));
+        out.push(format!(
+            "revoke all on all sequences in schema rotessa from {r}"
+        ));
+        out.push(format!(
+            "revoke all on all functions in schema rotessa from {r}"
+        ));
+        out.push(format!("revoke all on schema rotessa from {r}"));
+        out.push(format!(
+            "alter default privileges for role {owner} in schema rotessa revoke all on tables from {r}"
+        ));
+        out.push(format!(
+            "alter default privileges for role {owner} in schema rotessa revoke all on sequences from {r}"
+        ));
+        if let Some(migrations) = &catalog.migrations_table {
+            out.push(format!("revoke all on {migrations} from {r}"));
+        }
+    }
     if let Some(writer) = &plan.writer {
         let w = quote_ident(writer);
         out.push(format!("grant usage on schema rotessa to {w}"));
-        out.push(format!("revoke create on schema rotessa from {w}"));
         for table in catalog.relations.keys().filter(|t| *t != CONSUMERS_TABLE) {
             out.push(format!(
                 "grant select, insert, update, delete on {} to {w}",
@@ -217,18 +449,17 @@ pub fn statements(plan: &Plan, catalog: &Catalog) -> Vec<String> {
     for reader in &plan.readers {
         let r = quote_ident(reader);
         out.push(format!("grant usage on schema rotessa to {r}"));
-        for (table, withheld) in READER_TABLES {
+        for (table, allowed) in READER_COLUMNS {
             let Some(columns) = catalog.relations.get(table) else {
                 continue;
             };
-            if withheld.is_empty() {
-                out.push(format!("grant select on {} to {r}", qualified(table)));
-            } else {
-                let kept: Vec<String> = columns
-                    .iter()
-                    .filter(|c| !withheld.contains(&c.as_str()))
-                    .map(|c| quote_ident(c))
-                    .collect();
+            // Only the listed columns this database has (an older schema may lack some).
+            let kept: Vec<String> = columns
+                .iter()
+                .filter(|c| allowed.contains(&c.as_str()))
+                .map(|c| quote_ident(c))
+                .collect();
+            if !kept.is_empty() {
                 out.push(format!(
                     "grant select ({}) on {} to {r}",
                     kept.join(", "),
