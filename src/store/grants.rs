@@ -290,6 +290,8 @@ pub struct Catalog {
     pub owner: String,
     /// Tables and views of the schema, with their columns in order.
     pub relations: BTreeMap<String, Vec<String>>,
+    /// Which of them are views (read-only).
+    pub views: Vec<String>,
     /// The migrations table sqlx keeps (`public._sqlx_migrations`, where `Store` reads it).
     pub migrations_table: Option<String>,
 }
@@ -306,6 +308,10 @@ pub async fn catalog(pool: &PgPool, plan: &Plan) -> Result<Catalog, Error> {
         join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
         where n.nspname = 'rotessa' and c.relkind in ('r', 'p', 'v', 'm')
         order by c.relname, a.attnum
+    "#;
+    const VIEWS: &str = r#"
+        select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'rotessa' and c.relkind in ('v', 'm')
     "#;
     const MISSING_ROLES: &str = r#"
         select r from unnest($1::text[]) as r
@@ -367,6 +373,10 @@ pub async fn catalog(pool: &PgPool, plan: &Plan) -> Result<Catalog, Error> {
     {
         relations.entry(table).or_default().push(column);
     }
+    let views: Vec<String> = sqlx::query_scalar(VIEWS)
+        .fetch_all(pool)
+        .await
+        .op("reading the schema's views")?;
     let migrations_table: Option<String> =
         sqlx::query_scalar("select to_regclass('public._sqlx_migrations')::text")
             .fetch_one(pool)
@@ -375,6 +385,7 @@ pub async fn catalog(pool: &PgPool, plan: &Plan) -> Result<Catalog, Error> {
     Ok(Catalog {
         owner,
         relations,
+        views,
         migrations_table,
     })
 }
@@ -423,10 +434,12 @@ pub fn statements(plan: &Plan, catalog: &Catalog) -> Vec<String> {
         let w = quote_ident(writer);
         out.push(format!("grant usage on schema rotessa to {w}"));
         for table in catalog.relations.keys().filter(|t| *t != CONSUMERS_TABLE) {
-            out.push(format!(
-                "grant select, insert, update, delete on {} to {w}",
-                qualified(table)
-            ));
+            let rights = if catalog.views.contains(table) {
+                "select"
+            } else {
+                "select, insert, update, delete"
+            };
+            out.push(format!("grant {rights} on {} to {w}", qualified(table)));
         }
         out.push(format!(
             "grant usage, select on all sequences in schema rotessa to {w}"
