@@ -326,6 +326,18 @@ async fn the_daemon_serves_the_page_only_when_enabled_only_with_the_token_and_on
     )
     .await;
     assert_eq!(status, 400);
+    let (status, _) = get(
+        &format!("{base}/reconciliation?from=2020-01-01&to={TODAY}"),
+        Some(&format!("Bearer {TOKEN}")),
+    )
+    .await;
+    assert_eq!(status, 400, "more than 400 days");
+    let (status, _) = get(
+        &format!("{base}/reconciliation?from={TODAY}&to={FROM}"),
+        Some(&format!("Bearer {TOKEN}")),
+    )
+    .await;
+    assert_eq!(status, 400, "from after to");
     for path in ["/livez", "/readyz", "/metrics"] {
         let (status, _) = get(&format!("{base}{path}"), None).await;
         assert_ne!(status, 401, "{path} needs no token");

@@ -122,13 +122,23 @@ async fn page(
     };
     let today = page.clock.today();
     let to = range.to.unwrap_or(today);
-    let from = range
-        .from
-        .unwrap_or(today - Days::new(page.lookback_days.into()));
+    let Some(from) = range.from.or_else(|| {
+        to.min(today)
+            .checked_sub_days(Days::new(page.lookback_days.into()))
+    }) else {
+        return (StatusCode::BAD_REQUEST, "from is out of range\n").into_response();
+    };
     if from > to {
         return (
             StatusCode::BAD_REQUEST,
             format!("from {from} is after to {to}\n"),
+        )
+            .into_response();
+    }
+    if (to - from).num_days() > MAX_RANGE_DAYS {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("from {from} to {to} is more than {MAX_RANGE_DAYS} days: ask for less\n"),
         )
             .into_response();
     }
