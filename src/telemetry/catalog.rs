@@ -194,9 +194,17 @@ mod tests {
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(&dir).unwrap() {
                 let path = entry.unwrap().path();
-                if path.is_dir() {
+                // The store writes no metrics, and its SQL names columns such as
+                // `rotessa_total_approved`.
+                if path.ends_with("src/store") {
+                    for file in std::fs::read_dir(&path).unwrap() {
+                        let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+                        assert!(!text.contains("metrics::"), "the store writes no metrics");
+                    }
+                } else if path.is_dir() {
                     stack.push(path);
-                } else if path.extension().is_some_and(|e| e == "rs")
+                } else if path.is_file()
+                    && path.extension().is_some_and(|e| e == "rs")
                     && !path.ends_with("telemetry/catalog.rs")
                 {
                     let text = std::fs::read_to_string(&path).unwrap();
