@@ -292,7 +292,8 @@ pub struct Catalog {
     pub relations: BTreeMap<String, Vec<String>>,
     /// Which of them are views (read-only).
     pub views: Vec<String>,
-    /// The migrations table sqlx keeps (`public._sqlx_migrations`, where `Store` reads it).
+    /// The migrations table sqlx keeps ([`super::migrations::TABLE`]): the writer may read it
+    /// (readiness), nobody but the owner may change it.
     pub migrations_table: Option<String>,
 }
 
@@ -307,6 +308,7 @@ pub async fn catalog(pool: &PgPool, plan: &Plan) -> Result<Catalog, Error> {
         join pg_namespace n on n.oid = c.relnamespace
         join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
         where n.nspname = 'rotessa' and c.relkind in ('r', 'p', 'v', 'm')
+          and c.relname <> '_sqlx_migrations'
         order by c.relname, a.attnum
     "#;
     const VIEWS: &str = r#"
@@ -377,11 +379,11 @@ pub async fn catalog(pool: &PgPool, plan: &Plan) -> Result<Catalog, Error> {
         .fetch_all(pool)
         .await
         .op("reading the schema's views")?;
-    let migrations_table: Option<String> =
-        sqlx::query_scalar("select to_regclass('public._sqlx_migrations')::text")
-            .fetch_one(pool)
-            .await
-            .op("finding the migrations table")?;
+    let migrations_table: Option<String> = sqlx::query_scalar("select to_regclass($1)::text")
+        .bind(super::migrations::TABLE)
+        .fetch_one(pool)
+        .await
+        .op("finding the migrations table")?;
     Ok(Catalog {
         owner,
         relations,

@@ -11,6 +11,7 @@ mod error;
 pub mod grants;
 pub mod history;
 pub mod lease;
+pub mod migrations;
 pub mod outbox;
 pub mod outbox_consumers;
 pub mod outbox_retention;
@@ -35,7 +36,7 @@ pub use error::{Error, ResultExt};
 
 use crate::config::DatabaseSettings;
 
-/// The schema migrations, compiled in.
+/// The schema migrations, compiled in (their record's table is pinned in `sqlx.toml`).
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The database handle: a connection pool.
@@ -114,33 +115,14 @@ impl Store {
         &self.pool
     }
 
-    /// Applies pending migrations.
+    /// Applies pending migrations ([`migrations::migrate`]).
     pub async fn migrate(&self) -> Result<(), Error> {
-        MIGRATOR.run(&self.pool).await.map_err(Error::Migrate)
+        migrations::migrate(&self.pool).await
     }
 
-    /// How many of the compiled-in migrations are not applied yet.
+    /// How many of the compiled-in migrations are not applied yet ([`migrations::pending`]).
     pub async fn pending_migrations(&self) -> Result<usize, Error> {
-        const SQL: &str = r#"
-            select version from _sqlx_migrations where success
-        "#;
-        let exists: bool =
-            sqlx::query_scalar("select to_regclass('public._sqlx_migrations') is not null")
-                .fetch_one(&self.pool)
-                .await
-                .op("checking the migrations table")?;
-        let applied: Vec<i64> = if exists {
-            sqlx::query_scalar(SQL)
-                .fetch_all(&self.pool)
-                .await
-                .op("reading applied migrations")?
-        } else {
-            Vec::new()
-        };
-        Ok(MIGRATOR
-            .iter()
-            .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
-            .count())
+        migrations::pending(&self.pool).await
     }
 
     /// Starts a write transaction (one per page) that waits at most `lock_timeout` for a row

@@ -27,6 +27,16 @@ impl Daemon {
     /// fast test settings (short lease, fast retries, only the transactions stream, schedules
     /// that do not fire).
     pub fn spawn(database: &str, rotessa: &str, extra: &[(&str, &str)]) -> Self {
+        Self::spawn_with_args(&[], database, rotessa, extra)
+    }
+
+    /// [`Daemon::spawn`] with arguments after `run` (`--no-migrate`).
+    pub fn spawn_with_args(
+        args: &[&str],
+        database: &str,
+        rotessa: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
         static SPAWNED: AtomicUsize = AtomicUsize::new(0);
         let log = std::env::temp_dir().join(format!(
             "recon-daemon-{}-{}.log",
@@ -36,6 +46,7 @@ impl Daemon {
         let file = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotessa-recon"));
         cmd.arg("run")
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DATABASE_URL", database)
