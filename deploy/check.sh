@@ -57,6 +57,18 @@ if command -v kubectl >/dev/null 2>&1; then
     else
         fail "kubectl kustomize $overlay: $(cat "$tmp/kustomize.err")"
     fi
+    overlay=deploy/overlays/migrate-job
+    if kubectl kustomize "$overlay" >"$tmp/migrate.yaml" 2>"$tmp/kustomize.err"; then
+        if grep -q '^kind: Job' "$tmp/migrate.yaml" \
+            && grep -q -- '- --no-migrate' "$tmp/migrate.yaml" \
+            && grep -q 'key: database-url-direct' "$tmp/migrate.yaml"; then
+            ok "kubectl kustomize $overlay renders a migration Job and a daemon run with --no-migrate"
+        else
+            fail "$overlay: expected a Job, the daemon's --no-migrate and the key database-url-direct"
+        fi
+    else
+        fail "kubectl kustomize $overlay: $(cat "$tmp/kustomize.err")"
+    fi
 else
     skip "kubectl not installed: kustomize builds not checked"
 fi
@@ -323,7 +335,7 @@ if rendered_path:
         need("ALL" in csc.get("capabilities", {}).get("drop", []), "capabilities drop ALL")
         ports = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
         need(ports.get("metrics") == 9090, "container port 9090 named metrics")
-        for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz"), ("startupProbe", "/livez")):
+        for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz"), ("startupProbe", "/startupz")):
             get = c.get(probe, {}).get("httpGet", {})
             need(get.get("path") == path and get.get("port") in ("metrics", 9090), f"{probe} GET {path} on 9090")
         limit = mem_bytes(c.get("resources", {}).get("limits", {}).get("memory"))
@@ -363,6 +375,8 @@ if rendered_path:
         need(sp.get("metrics", {}).get("port") == 9090, "Service port 9090 named metrics")
         need(svc["spec"].get("selector", {}).items() <= pod_labels.items(), "Service selects the pods")
         need(pdb["spec"].get("maxUnavailable") == 1, "PodDisruptionBudget maxUnavailable: 1")
+        need(pdb["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow",
+             "PodDisruptionBudget unhealthyPodEvictionPolicy: AlwaysAllow (a database outage must not block drains)")
         need(pdb["spec"].get("selector", {}).get("matchLabels", {}).items() <= pod_labels.items(),
              "PodDisruptionBudget selects the pods")
         need(spec["selector"]["matchLabels"].items() <= pod_labels.items(), "Deployment selector matches its pods")

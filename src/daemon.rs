@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{DatabaseSettings, Settings};
-use crate::http::{self, Health, ReconciliationPage, Role};
+use crate::http::{self, Health, ReconciliationPage, Role, Startup};
 use crate::relay::{self, Target};
 use crate::rotessa::Client;
 use crate::scheduler::Schedule;
@@ -81,7 +81,7 @@ pub async fn run(
     tracing::info!(
         addr = %bound,
         reconciliation_page = page.is_some(),
-        "serving /livez, /readyz and /metrics"
+        "serving /livez, /startupz, /readyz and /metrics"
     );
     let http_stop = CancellationToken::new();
     let http = tokio::spawn(http::serve(
@@ -97,7 +97,7 @@ pub async fn run(
         (true, Some(url)) => Some(Target::parse(url.expose()).map_err(DaemonError::Relay)?),
         _ => None,
     };
-    if wait_for_database(&store, migrate, &shutdown).await {
+    if wait_for_database(&store, migrate, &health, &shutdown).await {
         notify(&[sd_notify::NotifyState::Ready]);
         health.set_role(Role::Standby);
         // The relay takes turns through a lease of its own, whichever replica leads the sync.
@@ -136,13 +136,30 @@ pub async fn run(
 /// Migrates (or checks that migrations are applied), retrying until the database answers or
 /// a stop signal arrives; `false` when stopped first. The daemon never crash-loops on a
 /// database that is down: it waits, and says so.
-async fn wait_for_database(store: &Store, migrate: bool, shutdown: &CancellationToken) -> bool {
+async fn wait_for_database(
+    store: &Store,
+    migrate: bool,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> bool {
     let mut delay = Duration::from_millis(500);
     loop {
-        let ready = if migrate {
-            store.migrate().await.map(|()| 0)
-        } else {
-            store.pending_migrations().await
+        let ready = match store.pending_migrations().await {
+            Ok(pending) if migrate => {
+                if pending > 0 {
+                    tracing::info!(pending, "applying migrations");
+                }
+                health.set_startup(Startup::ApplyingMigrations);
+                store.migrate().await.map(|()| 0)
+            }
+            Ok(pending) => {
+                health.set_startup(Startup::WaitingForMigrations);
+                Ok(pending)
+            }
+            Err(e) => {
+                health.set_startup(Startup::WaitingForDatabase);
+                Err(e)
+            }
         };
         match ready {
             Ok(0) => return true,

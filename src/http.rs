@@ -1,5 +1,11 @@
-//! The daemon's HTTP endpoints: `/livez`, `/readyz` and `/metrics` (Prometheus), and, when
-//! configured, the token-protected reconciliation page ([`reconciliation_page`]).
+//! The daemon's HTTP endpoints: `/livez`, `/startupz`, `/readyz` and `/metrics` (Prometheus),
+//! and, when configured, the token-protected reconciliation page ([`reconciliation_page`]).
+//!
+//! The three probes answer three questions: `/livez`, is the process's runtime answering (only a
+//! hung process should be restarted); `/startupz`, has start-up finished (the database reached
+//! and migrations applied), so that a Kubernetes startup probe can give migrations their time;
+//! `/readyz`, is this replica usable now (database reachable, migrations applied, leader or
+//! standby, not shutting down).
 
 pub mod reconciliation_page;
 
@@ -42,12 +48,35 @@ impl Role {
     }
 }
 
+/// Where start-up is, as `/startupz` reports it while the role is [`Role::Starting`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Startup {
+    /// PostgreSQL does not answer yet.
+    WaitingForDatabase = 0,
+    /// Applying migrations (or waiting for another replica's migration lock).
+    ApplyingMigrations = 1,
+    /// `--no-migrate`: waiting for someone else to apply pending migrations.
+    WaitingForMigrations = 2,
+}
+
+impl Startup {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::WaitingForDatabase => "waiting for the database",
+            Self::ApplyingMigrations => "applying migrations",
+            Self::WaitingForMigrations => "waiting for migrations (--no-migrate)",
+        }
+    }
+}
+
 /// What the endpoints read: shared with the daemon, which updates role and shutdown.
 #[derive(Clone)]
 pub struct Health {
     store: Store,
     metrics: Option<PrometheusHandle>,
     role: Arc<AtomicU8>,
+    startup: Arc<AtomicU8>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -59,6 +88,7 @@ impl Health {
             store,
             metrics,
             role: Arc::new(AtomicU8::new(Role::Starting as u8)),
+            startup: Arc::new(AtomicU8::new(Startup::WaitingForDatabase as u8)),
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -67,6 +97,19 @@ impl Health {
     pub fn set_role(&self, role: Role) {
         self.role.store(role as u8, Ordering::Relaxed);
         metrics::gauge!("rotessa_leader").set(if role == Role::Leader { 1.0 } else { 0.0 });
+    }
+
+    /// Records how far start-up got (reported until the role leaves [`Role::Starting`]).
+    pub fn set_startup(&self, stage: Startup) {
+        self.startup.store(stage as u8, Ordering::Relaxed);
+    }
+
+    fn startup(&self) -> Startup {
+        match self.startup.load(Ordering::Relaxed) {
+            2 => Startup::WaitingForMigrations,
+            1 => Startup::ApplyingMigrations,
+            _ => Startup::WaitingForDatabase,
+        }
     }
 
     /// The daemon's role now.
@@ -88,6 +131,7 @@ impl Health {
 pub fn router(health: Health, page: Option<ReconciliationPage>) -> Router {
     let router = Router::new()
         .route("/livez", get(|| async { "ok\n" }))
+        .route("/startupz", get(startupz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(health);
@@ -108,22 +152,41 @@ pub async fn serve(
         .await
 }
 
+/// 200 once start-up has finished (whatever happened since: a later database outage is
+/// `/readyz`'s business); 503 with the stage until then.
+async fn startupz(State(health): State<Health>) -> Response {
+    match health.role() {
+        Role::Starting => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "starting", "stage": health.startup().as_str()})),
+        )
+            .into_response(),
+        role => (
+            StatusCode::OK,
+            Json(json!({"status": "started", "role": role.as_str()})),
+        )
+            .into_response(),
+    }
+}
+
 async fn readyz(State(health): State<Health>) -> Response {
     let role = health.role().as_str();
     if health.shutting_down.load(Ordering::Relaxed) {
         return not_ready(role, "shutting down");
     }
+    if health.role() == Role::Starting {
+        return not_ready(role, health.startup().as_str());
+    }
     let checked =
         tokio::time::timeout(Duration::from_secs(2), health.store.pending_migrations()).await;
     match checked {
-        Ok(Ok(0)) if health.role() != Role::Starting => (
+        Ok(Ok(0)) => (
             StatusCode::OK,
             Json(
                 json!({"status": "ready", "role": role, "database": "ok", "pending_migrations": 0}),
             ),
         )
             .into_response(),
-        Ok(Ok(0)) => not_ready(role, "starting"),
         Ok(Ok(n)) => not_ready(role, &format!("{n} migrations pending")),
         Ok(Err(e)) => not_ready(role, &format!("database: {e}")),
         Err(_) => not_ready(role, "database: no answer within 2 s"),

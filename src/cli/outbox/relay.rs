@@ -60,7 +60,7 @@ pub async fn run(settings: &Settings, args: RelayArgs) -> Result<ExitCode, Failu
     let bound = listener
         .local_addr()
         .map_or_else(|_| settings.http.listen.clone(), |a| a.to_string());
-    tracing::info!(addr = %bound, "serving /livez, /readyz and /metrics");
+    tracing::info!(addr = %bound, "serving /livez, /startupz, /readyz and /metrics");
     let http_stop = CancellationToken::new();
     let server = tokio::spawn(http::serve(
         listener,
