@@ -19,7 +19,7 @@ pub const TABLE: &str = "rotessa._sqlx_migrations";
 
 /// The advisory lock replicas take around adoption and migration, so that two starting at once
 /// neither copy the record twice nor race sqlx. (The bytes of "rotessa" in ASCII.)
-pub const LOCK_KEY: i64 = 0x726f_7465_7373_61;
+pub const LOCK_KEY: i64 = 0x0072_6f74_6573_7361;
 
 /// Applies pending migrations, adopting an earlier version's record first.
 pub async fn migrate(pool: &PgPool) -> Result<(), Error> {
