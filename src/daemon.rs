@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{DatabaseSettings, Settings};
+use crate::config::{ClientSelection, DatabaseSettings, Settings};
 use crate::http::{self, Health, ReconciliationPage, Role, Startup};
 use crate::relay::{self, Target};
 use crate::rotessa::Client;
@@ -219,7 +219,7 @@ async fn lead(
 ) {
     tracing::info!(token = fence.token, "became the leader");
     health.set_role(Role::Leader);
-    publish_last_successes(store).await;
+    publish_last_successes(store, syncer.settings()).await;
     publish_schedule_intervals(syncer.settings());
     let term = shutdown.child_token();
     let syncer = syncer.with_fence(fence.clone()).with_cancel(term.clone());
@@ -289,11 +289,17 @@ async fn lead(
 }
 
 /// Seeds the last-success gauges from the database, so a stream that stays stale after a
-/// restart still alerts.
-async fn publish_last_successes(store: &Store) {
+/// restart still alerts. Only for what is configured now ([`exports_last_success`]): a client
+/// taken out of `rotessa.clients`, or a stream disabled, keeps its row in `rotessa.sync_state` but
+/// its series is no longer exported, so the staleness alert about it clears.
+async fn publish_last_successes(store: &Store, settings: &Settings) {
     match sync_state::last_successes(store.pool()).await {
         Ok(rows) => {
             for (stream, client, at) in rows {
+                if !exports_last_success(settings, &stream, client) {
+                    tracing::debug!(%stream, client, "not exporting the last success of a stream or client no longer configured");
+                    continue;
+                }
                 metrics::gauge!(
                     "rotessa_sync_last_success_timestamp_seconds",
                     "stream" => stream,
@@ -304,6 +310,22 @@ async fn publish_last_successes(store: &Store) {
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the last successes"),
     }
+}
+
+/// Whether the last success of `stream` for `client` is something this configuration syncs: an
+/// enabled stream, and client 0 (the account-wide runs) or a client of `rotessa.clients`
+/// (every client the platform lists, with `"all"`).
+fn exports_last_success(settings: &Settings, stream: &str, client: i64) -> bool {
+    let enabled = settings
+        .sync
+        .streams()
+        .iter()
+        .any(|(name, s)| *name == stream && s.enabled);
+    let configured = match &settings.rotessa.clients {
+        ClientSelection::All => true,
+        ClientSelection::Ids(ids) => client == 0 || ids.contains(&client),
+    };
+    enabled && configured
 }
 
 /// Creates the per-stream counters at 0 for every enabled stream (and the page's refusals when

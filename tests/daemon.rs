@@ -395,3 +395,45 @@ async fn the_leader_prunes_acked_events_on_its_schedule(pool: PgPool) {
     })
     .await;
 }
+
+#[sqlx::test]
+async fn a_narrowed_client_list_or_a_disabled_stream_retires_its_series(pool: PgPool) {
+    // Client 2 was synced before rotessa.clients was narrowed to client 1; declines were on.
+    sqlx::query(
+        "insert into rotessa.sync_state (stream, client_id, last_success_at) values
+             ('transactions', 1, now() - interval '1 day'),
+             ('transactions', 2, now() - interval '1 day'),
+             ('declines', 1, now() - interval '1 day')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let sim = simulator(10, 0).await;
+    let daemon = Daemon::spawn(
+        &database_url(&pool),
+        &sim.base_url(),
+        &[("RECON_ROTESSA__CLIENTS", "1")],
+    );
+    // The leader seeds the gauges as it takes the lease: client 1's appears.
+    wait_until("client 1's last success is exported", LIMIT, || async {
+        daemon.metrics().await.lines().any(|l| {
+            l.starts_with(
+                r#"rotessa_sync_last_success_timestamp_seconds{stream="transactions",client="1"}"#,
+            )
+        })
+    })
+    .await;
+    let metrics = daemon.metrics().await;
+    let series: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("rotessa_sync_last_success_timestamp_seconds{"))
+        .collect();
+    assert!(
+        !series.iter().any(|l| l.contains(r#"client="2""#)),
+        "a client no longer configured is still exported: {series:?}"
+    );
+    assert!(
+        !series.iter().any(|l| l.contains(r#"stream="declines""#)),
+        "a disabled stream is still exported: {series:?}"
+    );
+}
