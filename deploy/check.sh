@@ -19,10 +19,14 @@
 #   - the optional Prometheus Operator component (deploy/k8s/components/prometheus-operator): its
 #     ServiceMonitor selects the metrics Service and port, its PrometheusRule holds exactly the
 #     groups of prometheus-rules.yaml, and the example overlay deploy/overlays/prometheus-operator
-#     renders the base plus those two objects.
+#     renders the base plus those two objects;
+#   - the optional migration Job component (deploy/overlays/migrate-job) renders a Job and a
+#     daemon run with --no-migrate; every alert has a runbook_url naming a section of
+#     docs/deployment.md.
 # With CHECK_METRICS_SCRAPE=FILE (a real /metrics scrape, Prometheus text format), every metric the
 # dashboard names must also appear in that scrape.
 # A tool that is missing is skipped with a message; any other problem fails the script (exit 1).
+# CHECK_REQUIRE="promtool shellcheck" (CI sets it) turns those tools' skips into failures.
 set -euo pipefail
 # A relative CHECK_METRICS_SCRAPE is relative to the caller's directory, not the repository root.
 scrape=${CHECK_METRICS_SCRAPE:-}
@@ -35,6 +39,15 @@ failures=0
 skips=0
 ok() { echo "ok:   $*"; }
 skip() { echo "skip: $*"; skips=$((skips + 1)); }
+# A missing tool CHECK_REQUIRE names is a failure, not a skip.
+skip_tool() {
+    local tool=$1
+    shift
+    case " ${CHECK_REQUIRE:-} " in
+    *" $tool "*) fail "$tool is required (CHECK_REQUIRE) but not installed: $*" ;;
+    *) skip "$*" ;;
+    esac
+}
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
 tmp=$(mktemp -d)
@@ -123,36 +136,13 @@ def read(path):
         return f.read()
 
 
-# The daemon's metrics (see docs/deployment.md); a histogram also has _bucket, _sum and _count.
-METRICS = {
-    "rotessa_sync_last_success_timestamp_seconds",
-    "rotessa_sync_schedule_interval_seconds",
-    "rotessa_sync_run_duration_seconds",
-    "rotessa_sync_rows_total",
-    "rotessa_outbox_events_total",
-    "rotessa_api_requests_total",
-    "rotessa_api_retries_total",
-    "rotessa_page_retries_total",
-    "rotessa_rejected_rows_total",
-    "rotessa_status_anomalies_total",
-    "rotessa_stale_observations_total",
-    "rotessa_removed_rows_total",
-    "rotessa_duplicate_rows_total",
-    "rotessa_unparsed_fields_total",
-    "rotessa_list_maybe_cut_total",
-    "rotessa_runs_pruned_total",
-    "rotessa_outbox_pruned_total",
-    "rotessa_leader",
-    "rotessa_scheduler_skipped_ticks_total",
-    "rotessa_outbox_consumer_backlog_events",
-    "rotessa_outbox_consumer_oldest_unacked_age_seconds",
-    "rotessa_relay_lag_events",
-    "rotessa_relay_oldest_unrelayed_age_seconds",
-    "rotessa_relay_events_total",
-    "rotessa_relay_retries_total",
-    "rotessa_http_unauthorized_total",
-}
-HISTOGRAMS = {"rotessa_sync_run_duration_seconds"}
+# The daemon's metrics, read from the catalog the code registers them from
+# (src/telemetry/catalog.rs); a histogram also has _bucket, _sum and _count.
+CATALOG = re.findall(r'family\(\s*"(rotessa_[a-z_]+)",\s*Kind::(\w+)', read("src/telemetry/catalog.rs"))
+METRICS = {name for name, _ in CATALOG}
+HISTOGRAMS = {name for name, kind in CATALOG if kind == "Histogram"}
+if len(METRICS) < 30 or "rotessa_leader" not in METRICS:
+    fail(f"src/telemetry/catalog.rs: expected the metric families, found {sorted(METRICS)}")
 # The metrics the Grafana dashboard may name (a subset of METRICS).
 DASHBOARD_METRICS = {
     "rotessa_sync_last_success_timestamp_seconds",
@@ -404,11 +394,14 @@ for r in rules:
             problems.append(f"{name}: unknown metric {metric}")
     if " ".join(str(r["expr"]).split()) not in flat_docs:
         problems.append(f"{name}: expression not copied into docs/deployment.md")
+    runbook = r.get("annotations", {}).get("runbook_url", "")
+    if runbook != f"docs/deployment.md#{name.lower()}" or f"\n### {name}\n" not in docs_md:
+        problems.append(f"{name}: needs runbook_url docs/deployment.md#{name.lower()} and a section '### {name}' there")
 for needed in ("max(rotessa_leader) == 0", "> 45 * 60", "> 3 * 3600", 'outcome="failed"',
                "rotessa_api_retries_total", "rotessa_rejected_rows_total", "rotessa_status_anomalies_total"):
     if not any(needed in str(r.get("expr")) for r in rules):
         problems.append(f"no alert on {needed}")
-check(rules and not problems, f"prometheus-rules.yaml: {len(rules)} alerts, known metrics, copied into the docs",
+check(rules and not problems, f"prometheus-rules.yaml: {len(rules)} alerts, known metrics, copied into the docs, each with its runbook",
       "; ".join(problems))
 missing = sorted(m for m in METRICS if m not in docs_md)
 check(not missing, "docs/deployment.md lists every metric", f"missing {missing}")
@@ -808,7 +801,7 @@ if command -v promtool >/dev/null 2>&1; then
         fi
     done
 else
-    skip "promtool not installed (apt-get install prometheus): rules and dashboard queries not compiled, rules not unit-tested"
+    skip_tool promtool "promtool not installed (apt-get install prometheus): rules and dashboard queries not compiled, rules not unit-tested"
 fi
 
 # --- docker ----------------------------------------------------------------------------------------
@@ -826,7 +819,7 @@ fi
 if command -v shellcheck >/dev/null 2>&1; then
     if out=$(shellcheck deploy/check.sh 2>&1); then ok "shellcheck deploy/check.sh"; else fail "shellcheck: $out"; fi
 else
-    skip "shellcheck not installed"
+    skip_tool shellcheck "shellcheck not installed"
 fi
 if command -v hadolint >/dev/null 2>&1; then
     if out=$(hadolint deploy/docker/Dockerfile 2>&1); then ok "hadolint Dockerfile"; else fail "hadolint: $out"; fi

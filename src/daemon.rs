@@ -3,7 +3,6 @@
 //! renews the lease; standbys wait and take over when it expires. SIGTERM or SIGINT stops the
 //! schedule, lets the pages in flight finish, marks runs cancelled, releases the lease and exits.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +16,10 @@ use crate::relay::{self, Target};
 use crate::rotessa::Client;
 use crate::scheduler::Schedule;
 use crate::store::lease::{self, Fence, SCHEDULER};
-use crate::store::{Store, outbox_consumers, runs, sync_state};
+use crate::store::{Store, runs, sync_state};
 use crate::sync::{StopReason, Syncer};
+
+mod gauges;
 
 /// How long in-flight passes get to finish their page after a stop signal.
 const DRAIN: Duration = Duration::from_secs(20);
@@ -233,7 +234,7 @@ async fn lead(
         }
     };
     schedule.run_all_now(&syncer, &tracker);
-    tracker.spawn(export_outbox_backlog(store.clone(), term.clone()));
+    tracker.spawn(gauges::export(store.clone(), term.clone()));
 
     let renew_every = fence.ttl / 3;
     let stale_after = Duration::from_secs(syncer.settings().sync.run_stale_secs);
@@ -353,6 +354,13 @@ fn start_counters_at_zero(settings: &Settings) {
         metrics::counter!("rotessa_http_unauthorized_total", "path" => "/reconciliation")
             .increment(0);
     }
+    // RotessaReconApiKeyRejected watches these.
+    for endpoint in crate::rotessa::ENDPOINTS {
+        for status in ["401", "403"] {
+            metrics::counter!("rotessa_api_requests_total", "endpoint" => *endpoint, "status" => status)
+                .increment(0);
+        }
+    }
 }
 
 /// Exports how far apart each enabled stream's scheduled runs may be, so that a dashboard can
@@ -368,55 +376,6 @@ fn publish_schedule_intervals(settings: &Settings) {
                 .set(gap.as_secs_f64());
         }
     }
-}
-
-/// How often the leader exports the outbox consumers' backlog, and how long one reading may take.
-const BACKLOG_EVERY: Duration = Duration::from_secs(30);
-const BACKLOG_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Exports every registered outbox consumer's backlog and the age of its oldest un-acked event,
-/// every [`BACKLOG_EVERY`] while `term` lasts (the leader's term), each reading bounded by
-/// [`BACKLOG_TIMEOUT`]; then sets them to 0, so that a replica that is no longer leader does not
-/// go on exporting stale figures. A consumer unregistered meanwhile keeps its last values until
-/// the term ends.
-async fn export_outbox_backlog(store: Store, term: CancellationToken) {
-    let mut seen: BTreeSet<String> = BTreeSet::new();
-    loop {
-        match tokio::time::timeout(BACKLOG_TIMEOUT, outbox_consumers::lag(store.pool())).await {
-            Ok(Ok(consumers)) => {
-                for c in consumers {
-                    set_backlog(
-                        &c.name,
-                        c.backlog as f64,
-                        c.oldest_unacked_age_secs.unwrap_or(0.0),
-                    );
-                    seen.insert(c.name);
-                }
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the outbox consumers' backlog"),
-            Err(_) => tracing::warn!(
-                timeout_secs = BACKLOG_TIMEOUT.as_secs(),
-                "reading the outbox consumers' backlog timed out"
-            ),
-        }
-        tokio::select! {
-            _ = term.cancelled() => break,
-            _ = tokio::time::sleep(BACKLOG_EVERY) => {}
-        }
-    }
-    for name in &seen {
-        set_backlog(name, 0.0, 0.0);
-    }
-}
-
-fn set_backlog(consumer: &str, events: f64, age_secs: f64) {
-    metrics::gauge!("rotessa_outbox_consumer_backlog_events", "consumer" => consumer.to_owned())
-        .set(events);
-    metrics::gauge!(
-        "rotessa_outbox_consumer_oldest_unacked_age_seconds",
-        "consumer" => consumer.to_owned()
-    )
-    .set(age_secs);
 }
 
 /// Cancels `shutdown` at SIGTERM or SIGINT, after `/readyz` starts answering 503.

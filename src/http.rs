@@ -203,11 +203,14 @@ fn not_ready(role: &str, reason: &str) -> Response {
 
 async fn metrics(State(health): State<Health>) -> Response {
     match &health.metrics {
-        Some(handle) => (
-            [("content-type", "text/plain; version=0.0.4")],
-            handle.render(),
-        )
-            .into_response(),
+        Some(handle) => {
+            crate::telemetry::collect_process_metrics();
+            (
+                [("content-type", "text/plain; version=0.0.4")],
+                handle.render(),
+            )
+                .into_response()
+        }
         None => (StatusCode::NOT_FOUND, "metrics are not enabled\n").into_response(),
     }
 }

@@ -56,17 +56,40 @@ where
 pub mod catalog;
 
 /// Installs the Prometheus recorder the daemon's `/metrics` renders, with every family's HELP
-/// text ([`catalog`]). Counters and gauges written
-/// before (or without) it are no-ops, so one-shot commands pay nothing.
+/// text ([`catalog`]), `rotessa_build_info` and the process metrics ([`collect_process_metrics`]).
+/// Counters and gauges written before (or without) it are no-ops, so one-shot commands pay
+/// nothing.
 pub fn install_metrics() -> Result<metrics_exporter_prometheus::PrometheusHandle, String> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    PrometheusBuilder::new()
         .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full("rotessa_sync_run_duration_seconds".into()),
+            Matcher::Full("rotessa_sync_run_duration_seconds".into()),
             &[
                 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
             ],
         )
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full("rotessa_api_request_duration_seconds".into()),
+                &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+            )
+        })
         .and_then(|b| b.install_recorder())
-        .inspect(|_| catalog::describe_all())
+        .inspect(|_| {
+            catalog::describe_all();
+            process_collector().describe();
+            metrics::gauge!("rotessa_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        })
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))
+}
+
+/// Refreshes the standard `process_*` metrics (CPU seconds, resident memory, open file
+/// descriptors, threads, start time) just before `/metrics` renders them.
+pub fn collect_process_metrics() {
+    process_collector().collect();
+}
+
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
 }

@@ -323,18 +323,21 @@ impl Client {
             request = request.json(json);
         }
         let transport = |source| Error::Transport { endpoint, source };
+        let started = std::time::Instant::now();
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
-                count_request(endpoint, "error");
+                count_request(endpoint, "error", started);
                 return Err(transport(e));
             }
         };
         let status = response.status();
-        count_request(endpoint, status.as_str());
         if status.is_success() {
-            return response.bytes().await.map_err(transport);
+            let body = response.bytes().await;
+            count_request(endpoint, status.as_str(), started);
+            return body.map_err(transport);
         }
+        count_request(endpoint, status.as_str(), started);
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
@@ -358,14 +361,31 @@ impl Client {
     }
 }
 
-fn count_request(endpoint: &'static str, status: &str) {
+/// Counts a finished request and records how long it took (the whole body, for a success).
+fn count_request(endpoint: &'static str, status: &str, started: std::time::Instant) {
     metrics::counter!(
         "rotessa_api_requests_total",
         "endpoint" => endpoint,
         "status" => status.to_owned()
     )
     .increment(1);
+    metrics::histogram!("rotessa_api_request_duration_seconds", "endpoint" => endpoint)
+        .record(started.elapsed().as_secs_f64());
 }
+
+/// Every `endpoint` label requests carry, so that the daemon can create the series alerts
+/// depend on (`status` 401 and 403) at 0 before the first request.
+pub const ENDPOINTS: &[&str] = &[
+    "clients",
+    "settlements",
+    "transaction_report",
+    "v1_transaction_report",
+    "client_transaction_report",
+    "transaction_decline_report",
+    "customers",
+    "v1_customers",
+    "payout_report",
+];
 
 /// The documented `{"errors":[...]}` body, or the start of whatever came instead.
 fn api_errors(status: StatusCode, body: &[u8]) -> Vec<ApiError> {

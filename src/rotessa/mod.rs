@@ -8,7 +8,9 @@ mod paging;
 mod retry;
 pub mod wire;
 
-pub use client::{Client, KnownPage, KnownPages, ReportKind, ReportRequest, RowConverter};
+pub use client::{
+    Client, ENDPOINTS, KnownPage, KnownPages, ReportKind, ReportRequest, RowConverter,
+};
 pub use error::{ApiError, Error};
 pub use paging::{Page, PageStream};
 pub use retry::parse_retry_after;

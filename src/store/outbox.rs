@@ -221,3 +221,19 @@ pub async fn summary(pool: &PgPool) -> Result<Summary, Error> {
     };
     get().op("decoding the outbox summary")
 }
+
+/// Events committed but not yet behind the visibility fence (an older transaction is still open,
+/// so no consumer may see them yet), and the age in seconds of the oldest, 0 when none is held.
+/// A long-open transaction anywhere in the database holds every newer event back.
+pub async fn held_by_fence(pool: &PgPool) -> Result<(i64, f64), Error> {
+    const SQL: &str = r#"
+        select count(*),
+               coalesce(extract(epoch from now() - min(occurred_at)), 0)::float8
+        from rotessa.outbox
+        where txid >= pg_snapshot_xmin(pg_current_snapshot())
+    "#;
+    sqlx::query_as(SQL)
+        .fetch_one(pool)
+        .await
+        .op("counting events held behind the visibility fence")
+}

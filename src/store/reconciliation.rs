@@ -147,7 +147,9 @@ pub async fn record(
         on conflict (client_id, settlement_date) do update set
             matched = excluded.matched,
             difference = excluded.difference,
-            changed_at = now()
+            -- When the outcome last flipped: a mismatch whose amounts move stays as old as it is.
+            changed_at = case when r.matched is distinct from excluded.matched
+                              then now() else r.changed_at end
         where r.matched is distinct from excluded.matched
            or (not excluded.matched and r.difference is distinct from excluded.difference)
         returning settlement_date
@@ -392,4 +394,20 @@ pub async fn chargeback_on(conn: impl PgExecutor<'_>) -> Result<String, Error> {
         .fetch_one(conn)
         .await
         .op("reading the chargeback model")
+}
+
+/// How many client settlement dates are mismatched now, and how long (seconds) the oldest of
+/// them has been mismatched (since its last comparison that matched, or its first), 0 when
+/// every date matches.
+pub async fn open_mismatches(pool: &PgPool) -> Result<(i64, f64), Error> {
+    const SQL: &str = r#"
+        select count(*),
+               coalesce(extract(epoch from now() - min(changed_at)), 0)::float8
+        from rotessa.reconciliation_state
+        where not matched
+    "#;
+    sqlx::query_as(SQL)
+        .fetch_one(pool)
+        .await
+        .op("counting open reconciliation mismatches")
 }

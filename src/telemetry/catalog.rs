@@ -156,6 +156,36 @@ pub const FAMILIES: &[Family] = &[
         Kind::Counter,
         "Requests to a token-protected page refused for a missing or wrong token, by path.",
     ),
+    family(
+        "rotessa_build_info",
+        Kind::Gauge,
+        "Always 1; the version label says which build is running.",
+    ),
+    family(
+        "rotessa_api_request_duration_seconds",
+        Kind::Histogram,
+        "Time of each request to Rotessa until its whole body arrived (or it failed), by endpoint.",
+    ),
+    family(
+        "rotessa_outbox_events_held_by_fence",
+        Kind::Gauge,
+        "Committed events consumers cannot see yet because an older transaction is still open (exported by the leader).",
+    ),
+    family(
+        "rotessa_outbox_oldest_held_age_seconds",
+        Kind::Gauge,
+        "Age of the oldest event held behind the visibility fence, 0 when none is.",
+    ),
+    family(
+        "rotessa_reconciliation_open_mismatches",
+        Kind::Gauge,
+        "Client settlement dates whose last comparison was a mismatch (exported by the leader).",
+    ),
+    family(
+        "rotessa_reconciliation_oldest_open_mismatch_age_seconds",
+        Kind::Gauge,
+        "Time since the longest-open mismatch was first seen, 0 when every date matches.",
+    ),
 ];
 
 /// Registers the HELP text (and unit) of every family with the installed recorder.
