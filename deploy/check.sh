@@ -145,6 +145,11 @@ if len(METRICS) < 30 or "rotessa_leader" not in METRICS:
     fail(f"src/telemetry/catalog.rs: expected the metric families, found {sorted(METRICS)}")
 # The metrics the Grafana dashboard may name (a subset of METRICS).
 DASHBOARD_METRICS = {
+    "rotessa_reconciliation_open_mismatches",
+    "rotessa_reconciliation_oldest_open_mismatch_age_seconds",
+    "rotessa_outbox_events_held_by_fence",
+    "rotessa_outbox_oldest_held_age_seconds",
+    "rotessa_api_request_duration_seconds",
     "rotessa_sync_last_success_timestamp_seconds",
     "rotessa_sync_schedule_interval_seconds",
     "rotessa_sync_run_duration_seconds",

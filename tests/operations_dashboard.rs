@@ -141,11 +141,38 @@ async fn every_dashboard_query_names_a_metric_a_real_scrape_exports(pool: PgPool
                 && scrape.contains("rotessa_relay_lag_events 0")
                 && scrape
                     .contains("rotessa_outbox_consumer_backlog_events{consumer=\"dashboard-test\"}")
+                && scrape.contains("rotessa_reconciliation_open_mismatches ")
         },
     )
     .await;
     let scrape = daemon.metrics().await;
     let exported = families(&scrape);
+    // What operators need most, beside what the dashboard queries.
+    for family in [
+        "rotessa_build_info",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "rotessa_api_request_duration_seconds",
+        "rotessa_outbox_events_held_by_fence",
+        "rotessa_outbox_oldest_held_age_seconds",
+        "rotessa_reconciliation_open_mismatches",
+        "rotessa_reconciliation_oldest_open_mismatch_age_seconds",
+        "rotessa_outbox_consumer_oldest_unacked_age_seconds",
+    ] {
+        assert!(exported.contains(family), "{family} is not exported:\n{scrape}");
+    }
+    assert!(
+        scrape.contains(&format!(
+            "rotessa_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{scrape}"
+    );
+    // The series the key alert watches exist before any 401.
+    assert!(
+        scrape.contains(r#"rotessa_api_requests_total{endpoint="clients",status="401"} 0"#),
+        "{scrape}"
+    );
 
     let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(DASHBOARD).unwrap())
         .expect("the dashboard is JSON");
