@@ -266,17 +266,22 @@ for k in ("WatchdogSec", "RestartSec", "MemoryMax", "EnvironmentFile", "LoadCred
         wrong.append(f"{k}= missing")
 if "@system-service" not in unit.get("SystemCallFilter", []):
     wrong.append("SystemCallFilter=@system-service missing")
-cred = (unit.get("LoadCredential") or [":"])[0].split(":", 1)[0]
-if f"RECON_ROTESSA__API_KEY_FILE=%d/{cred}" not in unit.get("Environment", []):
-    wrong.append(f"Environment=RECON_ROTESSA__API_KEY_FILE=%d/{cred} missing (LoadCredential id {cred!r})")
+creds = {c.split(":", 1)[1]: c.split(":", 1)[0] for c in unit.get("LoadCredential", []) if ":" in c}
+for source, key in (("/etc/rotessa-recon/rotessa-api-key", "RECON_ROTESSA__API_KEY_FILE"),
+                    ("/etc/rotessa-recon/database-url", "RECON_DATABASE__URL_FILE")):
+    cred = creds.get(source)
+    if not cred:
+        wrong.append(f"LoadCredential=...:{source} missing")
+    elif f"{key}=%d/{cred}" not in unit.get("Environment", []):
+        wrong.append(f"Environment={key}=%d/{cred} missing (LoadCredential id {cred!r})")
 execstart = (unit.get("ExecStart") or [""])[0].split()
 if "run" not in execstart or "--config" not in execstart:
     wrong.append(f"ExecStart does not run the daemon with --config: {execstart}")
 check(not wrong, f"{unit_path} sets the required directives", "; ".join(wrong))
 env_example = read("deploy/systemd/rotessa-recon.env.example")
-check(re.search(r"^DATABASE_URL=", env_example, re.M)
-      and not re.search(r"^(ROTESSA_API_KEY|RECON_ROTESSA__API_KEY)=", env_example, re.M),
-      "rotessa-recon.env.example sets DATABASE_URL and no API key (the credential provides it)")
+check(not re.search(r"^(DATABASE_URL|RECON_DATABASE__URL|ROTESSA_API_KEY|RECON_ROTESSA__API_KEY)=",
+                     env_example, re.M),
+      "rotessa-recon.env.example sets neither the database URL nor the API key (the credentials do)")
 
 # --- Kubernetes ----------------------------------------------------------------------------------
 kustomization = docs_by_file.get("deploy/k8s/kustomization.yaml", [{}])[0]
@@ -352,17 +357,17 @@ if rendered_path:
             need(v and v.get("configMap", {}).get("name") == cm["metadata"]["name"]
                  and os.path.basename(cfg) in cm.get("data", {}),
                  f"{cfg} is mounted from the ConfigMap {cm['metadata']['name']}")
-        # The API key file comes from the Secret, DATABASE_URL too.
-        keyfile = env.get("RECON_ROTESSA__API_KEY_FILE", {}).get("value", "")
-        m = mounts.get(os.path.dirname(keyfile))
-        v = vols.get(m["name"], {}).get("secret", {}) if m else {}
-        items = {i["path"]: i["key"] for i in v.get("items", [])}
-        need(v and v.get("secretName") == secret.get("metadata", {}).get("name")
-             and items.get(os.path.basename(keyfile)) in secret_data,
-             f"RECON_ROTESSA__API_KEY_FILE={keyfile} is a key of the Secret mounted there")
-        ref = env.get("DATABASE_URL", {}).get("valueFrom", {}).get("secretKeyRef", {})
-        need(ref.get("name") == secret.get("metadata", {}).get("name") and ref.get("key") in secret_data,
-             "DATABASE_URL comes from the Secret (secret.example.yaml has the key)")
+        # The API key file and the database URL file come from the Secret.
+        for var in ("RECON_ROTESSA__API_KEY_FILE", "RECON_DATABASE__URL_FILE"):
+            keyfile = env.get(var, {}).get("value", "")
+            m = mounts.get(os.path.dirname(keyfile))
+            v = vols.get(m["name"], {}).get("secret", {}) if m else {}
+            items = {i["path"]: i["key"] for i in v.get("items", [])}
+            need(v and v.get("secretName") == secret.get("metadata", {}).get("name")
+                 and items.get(os.path.basename(keyfile)) in secret_data,
+                 f"{var}={keyfile} is a key of the Secret mounted there")
+        need("DATABASE_URL" not in env and "RECON_DATABASE__URL" not in env,
+             "no database URL variable beside the URL file (setting both is an error)")
         ann = spec["template"]["metadata"].get("annotations", {})
         need(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == "9090",
              "prometheus.io scrape annotations on the pods")

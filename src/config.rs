@@ -1,8 +1,12 @@
 //! Configuration: `config/default.toml` (compiled in), an optional `--config` file, the
-//! `DATABASE_URL` / `ROTESSA_API_KEY` aliases, then `RECON_<SECTION>__<KEY>` variables.
+//! `DATABASE_URL` / `ROTESSA_API_KEY` aliases, then `RECON_<SECTION>__<KEY>` variables, each
+//! layer over the ones before it (see [`Settings::load_from`]). The API key and the database URL
+//! may instead come from files (`rotessa.api_key_file`, `database.url_file`: Kubernetes secrets,
+//! systemd credentials).
 //!
-//! Secrets are wrapped in [`Secret`] (and the database URL in [`DatabaseUrl`]) so that printing or
-//! debugging the settings never shows them.
+//! Secrets are held in `secrecy`'s [`SecretString`] (zeroed when dropped) inside [`Secret`],
+//! [`DatabaseUrl`] and [`BrokerUrl`], whose `Debug`, `Display` and `Serialize` redact them, so
+//! that printing, logging or `check` never shows them; `expose()` is the one way to read them.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,6 +16,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The documented defaults; the file in the repository is the reference for every key.
@@ -26,22 +31,43 @@ pub const DEFAULT_TIME_ZONE: Tz = Tz::America__Winnipeg;
 /// Why the configuration cannot be used; the message says what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A layer could not be read or does not fit the settings (a missing `--config` file, a
+    /// value of the wrong type, an unknown key).
     #[error("cannot read configuration: {0}")]
     Load(#[from] config::ConfigError),
+    /// `rotessa.api_key_file` could not be read (the message names the file, never its content).
     #[error("cannot read rotessa.api_key_file {path}: {source}")]
     ApiKeyFile {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// `database.url_file` could not be read (the message names the file, never its content).
+    #[error("cannot read database.url_file {path}: {source}")]
+    DatabaseUrlFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `http.token_file` could not be read.
     #[error("cannot read http.token_file {path}: {source}")]
     TokenFile {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// A command that talks to Rotessa has no key.
     #[error(
         "no Rotessa API key: set ROTESSA_API_KEY (or RECON_ROTESSA__API_KEY), or rotessa.api_key_file"
     )]
     MissingApiKey,
+    /// The effective configuration could not be rendered as TOML (`check`).
+    #[error("cannot print the configuration as TOML: {0}")]
+    Render(#[from] toml::ser::Error),
+    /// Values that are there but wrong, each with what to fix.
     #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
     Invalid(Vec<String>),
 }
@@ -89,22 +115,36 @@ pub struct RelaySettings {
     pub max_backoff_ms: u64,
 }
 
-/// A broker URL whose password is redacted whenever it is shown.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+/// A broker URL whose password is redacted whenever it is shown (`Debug`, `Serialize`).
+#[derive(Clone, Deserialize)]
 #[serde(transparent)]
-pub struct BrokerUrl(String);
+pub struct BrokerUrl(SecretString);
 
 impl BrokerUrl {
     /// Wraps a URL.
     pub fn new(url: impl Into<String>) -> Self {
-        Self(url.into())
+        Self(SecretString::from(url.into()))
     }
 
     /// The URL with its password, for connecting.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
+
+impl ExposeSecret<str> for BrokerUrl {
+    fn expose_secret(&self) -> &str {
+        self.expose()
+    }
+}
+
+impl PartialEq for BrokerUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for BrokerUrl {}
 
 /// `scheme://user:[redacted]@host/path` for a URL with a password, `scheme://[redacted]@host`
 /// for one with a token alone (NATS token auth); other URLs as they are. The credentials run
@@ -124,13 +164,13 @@ pub fn redact_url(url: &str) -> String {
 
 impl fmt::Debug for BrokerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact_url(&self.0))
+        f.write_str(&redact_url(self.expose()))
     }
 }
 
 impl Serialize for BrokerUrl {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&redact_url(&self.0))
+        s.serialize_str(&redact_url(self.expose()))
     }
 }
 
@@ -188,7 +228,12 @@ pub enum ClientSelection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
+    /// The PostgreSQL URL (also `DATABASE_URL`); its password is redacted wherever shown.
     pub url: DatabaseUrl,
+    /// A file holding the URL instead (a Kubernetes secret, a systemd credential): read when the
+    /// settings load, a trailing newline dropped. Set it or `url` (or `DATABASE_URL`), not both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_file: Option<PathBuf>,
     pub max_connections: u32,
     pub acquire_timeout_secs: u64,
     pub page_retries: u32,
@@ -362,46 +407,81 @@ impl Settings {
     }
 
     /// Loads the layered configuration with `env` standing in for the process environment.
+    ///
+    /// Each layer wins over the ones before it: the defaults (`config/default.toml`), the
+    /// `--config` file, the `DATABASE_URL` / `ROTESSA_API_KEY` aliases (empty ones ignored), then
+    /// `RECON_<SECTION>__<KEY>` variables. Then `rotessa.api_key_file` and `database.url_file`
+    /// are read, each refused beside a value set directly in any layer.
     pub fn load_from(
         config_file: Option<&Path>,
         env: &HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULT_TOML,
-            config::FileFormat::Toml,
-        ));
-        if let Some(path) = config_file {
-            builder = builder.add_source(config::File::from(path).required(true));
-        }
-        for (alias, key) in [
-            ("DATABASE_URL", "database.url"),
-            ("ROTESSA_API_KEY", "rotessa.api_key"),
-        ] {
-            if let Some(value) = env.get(alias).filter(|v| !v.is_empty()) {
-                builder = builder.add_source(
-                    config::File::from_str(
-                        &format!("{key} = {}", toml_string(value)),
-                        config::FileFormat::Toml,
-                    )
-                    .required(true),
-                );
-            }
-        }
+        let alias = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+        let aliases = config::Config::builder()
+            .set_override_option("database.url", alias("DATABASE_URL"))?
+            .set_override_option("rotessa.api_key", alias("ROTESSA_API_KEY"))?
+            .build()?;
         let recon_env: config::Map<String, String> = env
             .iter()
             .filter(|(k, _)| k.starts_with("RECON_"))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        builder = builder.add_source(
-            config::Environment::with_prefix("RECON")
-                .prefix_separator("_")
-                .separator("__")
-                .source(Some(recon_env)),
-        );
-        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        // What the operator set, over no defaults: tells a URL set directly from the default.
+        let mut user = config::Config::builder();
+        if let Some(path) = config_file {
+            user = user.add_source(config::File::from(path).required(true));
+        }
+        let user = user
+            .add_source(aliases)
+            .add_source(
+                config::Environment::with_prefix("RECON")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .source(Some(recon_env)),
+            )
+            .build()?;
+        let url_set = user.get::<String>("database.url").is_ok();
+        let mut settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
+            .add_source(user)
+            .build()?
+            .try_deserialize()?;
         settings.resolve_api_key()?;
+        settings.resolve_database_url(url_set)?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Reads `database.url_file` into `database.url`; `url_set` says whether a layer other than
+    /// the defaults set `database.url` (then both are set: an error, as for the API key).
+    fn resolve_database_url(&mut self, url_set: bool) -> Result<(), ConfigError> {
+        let Some(path) = self.database.url_file.clone() else {
+            return Ok(());
+        };
+        if url_set {
+            return Err(ConfigError::Invalid(vec![
+                "both database.url (or DATABASE_URL, RECON_DATABASE__URL) and database.url_file \
+                 are set: keep one"
+                    .into(),
+            ]));
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| ConfigError::DatabaseUrlFile {
+                path: path.clone(),
+                source,
+            })?;
+        let url = text.trim_end_matches(['\r', '\n']);
+        if url.trim().is_empty() {
+            return Err(ConfigError::Invalid(vec![format!(
+                "database.url_file {} is empty",
+                path.display()
+            )]));
+        }
+        self.database.url = DatabaseUrl::new(url);
+        Ok(())
     }
 
     /// Reads `rotessa.api_key_file` into `rotessa.api_key`.
@@ -416,7 +496,7 @@ impl Settings {
         }
         let text = std::fs::read_to_string(&path)
             .map_err(|source| ConfigError::ApiKeyFile { path, source })?;
-        self.rotessa.api_key = Some(Secret::new(text.trim_end_matches(['\r', '\n']).to_owned()));
+        self.rotessa.api_key = Some(Secret::new(text.trim_end_matches(['\r', '\n'])));
         Ok(())
     }
 
@@ -472,7 +552,14 @@ impl Settings {
             ));
         }
         match self.database.url.connect_options() {
-            Err(e) => problems.push(format!("database.url is not a PostgreSQL URL: {e}")),
+            Err(e) => problems.push(match &self.database.url_file {
+                // The error may quote the URL: name the file only.
+                Some(path) => format!(
+                    "database.url_file {} does not hold a PostgreSQL URL (postgres://...)",
+                    path.display()
+                ),
+                None => format!("database.url is not a PostgreSQL URL: {e}"),
+            }),
             Ok(options) => {
                 if let Some(ca) = &self.database.ca_file {
                     use sqlx::postgres::PgSslMode;
@@ -568,9 +655,10 @@ impl Settings {
             .ok_or(ConfigError::MissingApiKey)
     }
 
-    /// The effective configuration as TOML, secrets redacted (`check`).
-    pub fn to_redacted_toml(&self) -> String {
-        toml_render(&serde_json::to_value(self).unwrap_or_default(), "")
+    /// The effective configuration as TOML, secrets redacted (`check`): the settings'
+    /// `Serialize` writes `[redacted]` for every secret, and the `toml` crate does the rest.
+    pub fn to_redacted_toml(&self) -> Result<String, ConfigError> {
+        Ok(toml::to_string_pretty(self)?)
     }
 }
 
@@ -609,7 +697,7 @@ impl HttpSettings {
                 path.display()
             )]));
         }
-        Ok(Some(Secret::new(token.to_owned())))
+        Ok(Some(Secret::new(token)))
     }
 }
 
@@ -626,21 +714,36 @@ impl RotessaSettings {
 }
 
 /// A value that must never be printed: `Debug`, `Display` and `Serialize` show `[redacted]`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+/// A [`SecretString`] underneath, zeroed when dropped.
+#[derive(Clone, Deserialize)]
 #[serde(transparent)]
-pub struct Secret(String);
+pub struct Secret(SecretString);
 
 impl Secret {
     /// Wraps a secret value.
-    pub fn new(value: String) -> Self {
-        Self(value)
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(SecretString::from(value.into()))
     }
 
     /// The secret itself, for the one place that must send it.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
+
+impl ExposeSecret<str> for Secret {
+    fn expose_secret(&self) -> &str {
+        self.expose()
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -660,25 +763,26 @@ impl Serialize for Secret {
     }
 }
 
-/// A PostgreSQL URL whose password is redacted whenever it is shown.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+/// A PostgreSQL URL whose password is redacted whenever it is shown (`Debug`, `Display`,
+/// `Serialize`); a [`SecretString`] underneath, zeroed when dropped.
+#[derive(Clone, Deserialize)]
 #[serde(transparent)]
-pub struct DatabaseUrl(String);
+pub struct DatabaseUrl(SecretString);
 
 impl DatabaseUrl {
     /// Wraps a URL.
     pub fn new(url: impl Into<String>) -> Self {
-        Self(url.into())
+        Self(SecretString::from(url.into()))
     }
 
     /// The URL with its password, for connecting.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
     /// The password, if the URL carries one (so callers can scrub it from error text).
     pub fn password(&self) -> Option<String> {
-        let url = reqwest::Url::parse(&self.0).ok()?;
+        let url = reqwest::Url::parse(self.expose()).ok()?;
         let from_userinfo = url.password().map(|p| p.to_owned());
         from_userinfo.or_else(|| {
             url.query_pairs()
@@ -689,12 +793,12 @@ impl DatabaseUrl {
 
     /// Connection options parsed from the URL.
     pub fn connect_options(&self) -> Result<sqlx::postgres::PgConnectOptions, sqlx::Error> {
-        self.0.parse()
+        self.expose().parse()
     }
 
     /// The URL with any password replaced by `[redacted]`.
     pub fn redacted(&self) -> String {
-        let Ok(mut url) = reqwest::Url::parse(&self.0) else {
+        let Ok(mut url) = reqwest::Url::parse(self.expose()) else {
             return REDACTED.to_owned();
         };
         if url.password().is_some() {
@@ -717,6 +821,20 @@ impl DatabaseUrl {
         url.to_string().replace("%5Bredacted%5D", REDACTED)
     }
 }
+
+impl ExposeSecret<str> for DatabaseUrl {
+    fn expose_secret(&self) -> &str {
+        self.expose()
+    }
+}
+
+impl PartialEq for DatabaseUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for DatabaseUrl {}
 
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -773,41 +891,6 @@ impl Serialize for ClientSelection {
             Self::Ids(ids) => ids.serialize(s),
         }
     }
-}
-
-/// A TOML basic string literal for `value`.
-fn toml_string(value: &str) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "\"\"".to_owned())
-}
-
-/// Renders a JSON object as TOML sections (enough for our flat settings tree).
-fn toml_render(value: &serde_json::Value, prefix: &str) -> String {
-    let Some(map) = value.as_object() else {
-        return String::new();
-    };
-    let mut out = String::new();
-    for (key, v) in map {
-        if v.is_object() {
-            continue;
-        }
-        let text = match v {
-            serde_json::Value::Null => continue,
-            other => other.to_string(),
-        };
-        out.push_str(&format!("{key} = {text}\n"));
-    }
-    for (key, v) in map {
-        if v.is_object() {
-            let section = if prefix.is_empty() {
-                key.clone()
-            } else {
-                format!("{prefix}.{key}")
-            };
-            out.push_str(&format!("\n[{section}]\n"));
-            out.push_str(&toml_render(v, &section));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -935,10 +1018,150 @@ mod tests {
             ]),
         )
         .unwrap();
-        for text in [format!("{s:?}"), s.to_redacted_toml()] {
+        let toml = s.to_redacted_toml().unwrap();
+        for text in [format!("{s:?}"), toml.clone()] {
             assert!(!text.contains("sekret-key-123"), "{text}");
             assert!(!text.contains("hunter2"), "{text}");
             assert!(text.contains("[redacted]"), "{text}");
+        }
+        // The print is TOML that reads back, secrets redacted in place.
+        let table: toml::Table = toml.parse().unwrap();
+        assert_eq!(table["rotessa"]["api_key"].as_str(), Some("[redacted]"));
+        assert_eq!(
+            table["database"]["url"].as_str(),
+            Some("postgres://me:[redacted]@db/x?password=[redacted]")
+        );
+        assert_eq!(
+            table["sync"]["transactions"]["lookback_days"].as_integer(),
+            Some(100)
+        );
+        assert!(
+            !table["database"]
+                .as_table()
+                .unwrap()
+                .contains_key("url_file")
+        );
+    }
+
+    /// A scratch directory of this test process.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("recon-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn precedence_is_defaults_file_aliases_then_recon_variables() {
+        let dir = scratch("precedence");
+        let file = dir.join("config.toml");
+        std::fs::write(
+            &file,
+            "[rotessa]\napi_key = \"k-file\"\n[database]\nurl = \"postgres://file@db/f\"\n\
+             max_connections = 3\n",
+        )
+        .unwrap();
+        let load = |pairs: &[(&str, &str)]| Settings::load_from(Some(&file), &env(pairs)).unwrap();
+
+        let s = load(&[]);
+        assert_eq!(s.rotessa.api_key.as_ref().unwrap().expose(), "k-file");
+        assert_eq!(s.database.url.expose(), "postgres://file@db/f");
+        assert_eq!(s.database.max_connections, 3);
+        assert_eq!(s.database.acquire_timeout_secs, 30, "the default stays");
+
+        let s = load(&[
+            ("ROTESSA_API_KEY", "k-alias"),
+            ("DATABASE_URL", "postgres://alias@db/a"),
+        ]);
+        assert_eq!(s.rotessa.api_key.as_ref().unwrap().expose(), "k-alias");
+        assert_eq!(s.database.url.expose(), "postgres://alias@db/a");
+
+        let s = load(&[
+            ("ROTESSA_API_KEY", "k-alias"),
+            ("DATABASE_URL", "postgres://alias@db/a"),
+            ("RECON_ROTESSA__API_KEY", "k-recon"),
+            ("RECON_DATABASE__URL", "postgres://recon@db/r"),
+        ]);
+        assert_eq!(s.rotessa.api_key.as_ref().unwrap().expose(), "k-recon");
+        assert_eq!(s.database.url.expose(), "postgres://recon@db/r");
+
+        // An empty alias is ignored, not an empty value.
+        let s = load(&[("ROTESSA_API_KEY", ""), ("DATABASE_URL", "")]);
+        assert_eq!(s.rotessa.api_key.as_ref().unwrap().expose(), "k-file");
+        assert_eq!(s.database.url.expose(), "postgres://file@db/f");
+    }
+
+    #[test]
+    fn database_url_file_is_read_trimmed_and_redacted() {
+        let dir = scratch("url-file");
+        let path = dir.join("database-url");
+        std::fs::write(&path, "postgres://svc:pw-from-file@db:5432/x\n").unwrap();
+        let s = Settings::load_from(
+            None,
+            &env(&[("RECON_DATABASE__URL_FILE", path.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.database.url.expose(),
+            "postgres://svc:pw-from-file@db:5432/x"
+        );
+        let toml = s.to_redacted_toml().unwrap();
+        for text in [format!("{s:?}"), toml.clone()] {
+            assert!(!text.contains("pw-from-file"), "{text}");
+        }
+        assert!(toml.contains("url_file = "), "{toml}");
+    }
+
+    #[test]
+    fn database_url_file_problems_name_the_file_never_its_content() {
+        let dir = scratch("url-file-bad");
+        let missing = dir.join("missing");
+        let err = Settings::load_from(
+            None,
+            &env(&[("RECON_DATABASE__URL_FILE", missing.to_str().unwrap())]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::DatabaseUrlFile { .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("cannot read database.url_file"), "{text}");
+        assert!(text.contains(missing.to_str().unwrap()), "{text}");
+
+        let bad = dir.join("bad");
+        std::fs::write(&bad, "host=db password=pw-in-bad-file\n").unwrap();
+        let text = Settings::load_from(
+            None,
+            &env(&[("RECON_DATABASE__URL_FILE", bad.to_str().unwrap())]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(text.contains("does not hold a PostgreSQL URL"), "{text}");
+        assert!(!text.contains("pw-in-bad-file"), "{text}");
+
+        let empty = dir.join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let text = Settings::load_from(
+            None,
+            &env(&[("RECON_DATABASE__URL_FILE", empty.to_str().unwrap())]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(text.contains("is empty"), "{text}");
+
+        // Beside a URL set directly, in any layer: refused, whichever would win.
+        std::fs::write(&bad, "postgres://svc:pw@db/x\n").unwrap();
+        for direct in ["DATABASE_URL", "RECON_DATABASE__URL"] {
+            let text = Settings::load_from(
+                None,
+                &env(&[
+                    ("RECON_DATABASE__URL_FILE", bad.to_str().unwrap()),
+                    (direct, "postgres://other@db/y"),
+                ]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(text.contains("keep one"), "{direct}: {text}");
         }
     }
 

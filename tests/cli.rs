@@ -265,3 +265,52 @@ fn demo_prints_customer_names_next_to_status_changes() {
         );
     }
 }
+
+/// `database.url_file` (a Kubernetes secret, a systemd credential): the URL is read from the
+/// file; a missing file, or one beside `DATABASE_URL`, is a configuration error naming the file
+/// and never showing the URL.
+#[sqlx::test]
+async fn the_database_url_comes_from_a_file(pool: PgPool) {
+    let dir = common::tempdir::TempDir::new("url-file");
+    let file = dir.path().join("database-url");
+    let db = database_url(&pool).replacen("postgres@", &format!("postgres:{DB_PASSWORD}@"), 1);
+    std::fs::write(&file, format!("{db}\n")).unwrap();
+    let path = file.to_str().unwrap();
+
+    let out = run_binary(&["migrate"], &[("RECON_DATABASE__URL_FILE", path)]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let out = run_binary(
+        &["status", "--output", "json"],
+        &[("RECON_DATABASE__URL_FILE", path)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(!output_text(&out).contains(DB_PASSWORD));
+
+    let missing = dir.path().join("nowhere");
+    let out = run_binary(
+        &["status"],
+        &[("RECON_DATABASE__URL_FILE", missing.to_str().unwrap())],
+    );
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(&format!(
+            "cannot read database.url_file {}",
+            missing.display()
+        )),
+        "{text}"
+    );
+
+    let out = run_binary(
+        &["status"],
+        &[("RECON_DATABASE__URL_FILE", path), ("DATABASE_URL", &db)],
+    );
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("database.url_file are set: keep one"),
+        "{text}"
+    );
+    assert!(!text.contains(DB_PASSWORD), "{text}");
+}

@@ -14,7 +14,10 @@ use crate::sync::{Clock, convert::transaction_converter};
 /// Prints the configuration and one line per dependency.
 pub async fn run(settings: &Settings) -> Result<ExitCode, Failure> {
     println!("# effective configuration (secrets redacted)");
-    println!("{}", settings.to_redacted_toml());
+    let toml = settings
+        .to_redacted_toml()
+        .map_err(|e| Failure::Failed(e.into()))?;
+    println!("{toml}");
 
     let mut problems = Vec::new();
     match check_database(settings).await {

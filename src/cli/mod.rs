@@ -7,6 +7,7 @@ mod demo;
 mod grant;
 mod migrate;
 mod outbox;
+mod output;
 mod reconcile;
 mod run;
 mod sim;
@@ -43,10 +44,10 @@ pub enum Command {
     /// One pass of the given streams, then exit: 0 when every run succeeded, 1 otherwise.
     Sync(sync::SyncArgs),
     /// Per stream and client: the last run, its outcome, cursor, rows, events and lag; recent
-    /// errors; the lease holder.
-    Status,
+    /// errors; the lease holder (`--output json` for scripts).
+    Status(status::StatusArgs),
     /// The settlement reconciliation: Rotessa's totals beside the synced transactions,
-    /// mismatches first.
+    /// mismatches first (`--format csv|json` for scripts, `--html FILE` for the report page).
     Reconcile(reconcile::ReconcileArgs),
     /// Validate the configuration, reach Rotessa and PostgreSQL, print the effective
     /// configuration with secrets redacted.
@@ -136,7 +137,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Run(args) => run::run(settings, args).await,
         Command::Migrate => migrate::run(&settings).await,
         Command::Sync(args) => sync::run(settings, args).await,
-        Command::Status => status::run(&settings).await,
+        Command::Status(args) => status::run(&settings, args).await,
         Command::Reconcile(args) => reconcile::run(&settings, args).await,
         Command::Check => check::run(&settings).await,
         Command::Sim(_) | Command::Demo => Err(Failure::Usage("dispatched above".to_owned())),

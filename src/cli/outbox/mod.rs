@@ -31,7 +31,7 @@ pub enum OutboxCommand {
     /// each batch once it is printed.
     Tail(tail::TailArgs),
     /// Backlog per registered consumer and the age of its oldest un-acked event.
-    Stats,
+    Stats(stats::StatsArgs),
     /// Retention, once: delete events older than outbox.retention_days that every registered
     /// consumer has acked (nothing when no consumer is registered, unless
     /// outbox.prune_without_consumers).
@@ -49,7 +49,7 @@ pub enum OutboxCommand {
 pub async fn run(settings: &Settings, args: OutboxArgs) -> Result<ExitCode, Failure> {
     match args.command {
         OutboxCommand::Tail(a) => tail::run(settings, a).await,
-        OutboxCommand::Stats => stats::run(settings).await,
+        OutboxCommand::Stats(a) => stats::run(settings, a).await,
         OutboxCommand::Prune(a) => prune::run(settings, a).await,
         OutboxCommand::Register(a) => register::register(settings, a).await,
         OutboxCommand::Unregister(a) => register::unregister(settings, a).await,

@@ -1,21 +1,98 @@
-//! `outbox stats`: how far behind each registered consumer is.
+//! `outbox stats`: how far behind each registered consumer is; with `--output json`, as one
+//! JSON document ([`StatsView`]).
 
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
+use clap::Args;
+use serde::Serialize;
 
 use super::{Failure, connect};
+use crate::cli::output::{self, OutputFormat, rfc3339, rfc3339_opt};
 use crate::config::Settings;
 use crate::store::outbox::{self, Summary};
 use crate::store::outbox_consumers::{self, Lag};
 
+/// Arguments of `outbox stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// `text` (the table) or `json` (one document; fields in README.md "Output for scripts").
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
+    pub output: OutputFormat,
+}
+
 /// Prints the outbox summary and one line per registered consumer, most behind first.
-pub async fn run(settings: &Settings) -> Result<ExitCode, Failure> {
+pub async fn run(settings: &Settings, args: StatsArgs) -> Result<ExitCode, Failure> {
     let store = connect(settings).await?;
     let summary = outbox::summary(store.pool()).await?;
     let lag = outbox_consumers::lag(store.pool()).await?;
-    print!("{}", render(&summary, &lag, settings.outbox.retention_days));
+    let retention_days = settings.outbox.retention_days;
+    let text = match args.output {
+        OutputFormat::Text => render(&summary, &lag, retention_days),
+        OutputFormat::Json => output::to_json(&StatsView::new(&summary, &lag, retention_days))?,
+    };
+    print!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `outbox stats --output json`: the outbox as a whole and each registered consumer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatsView {
+    /// Events in the outbox.
+    pub events: i64,
+    /// `occurred_at` of the oldest event (RFC 3339, UTC), `null` when empty.
+    pub oldest_at: Option<String>,
+    /// `occurred_at` of the newest event (RFC 3339, UTC), `null` when empty.
+    pub newest_at: Option<String>,
+    /// Committed events waiting behind a transaction still open on the server.
+    pub behind_fence: i64,
+    /// `outbox.retention_days`.
+    pub retention_days: u32,
+    /// Registered consumers, most behind first (empty: retention keeps every event).
+    pub consumers: Vec<ConsumerView>,
+}
+
+/// One registered consumer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsumerView {
+    /// The consumer's name.
+    pub name: String,
+    /// Events after its position.
+    pub backlog: i64,
+    /// `occurred_at` of its oldest un-acked event (RFC 3339, UTC), `null` when caught up.
+    pub oldest_unacked_at: Option<String>,
+    /// Whole seconds since that event occurred, `null` when caught up.
+    pub oldest_unacked_age_secs: Option<i64>,
+    /// Its acked position, `txid:seq`.
+    pub position: String,
+    /// When it last acked or registered (RFC 3339, UTC).
+    pub last_ack_at: String,
+}
+
+impl StatsView {
+    /// The view of what `run` read.
+    pub fn new(summary: &Summary, lag: &[Lag], retention_days: u32) -> Self {
+        Self {
+            events: summary.events,
+            oldest_at: rfc3339_opt(summary.oldest_at),
+            newest_at: rfc3339_opt(summary.newest_at),
+            behind_fence: summary.behind_fence,
+            retention_days,
+            consumers: lag
+                .iter()
+                .map(|c| ConsumerView {
+                    name: c.name.clone(),
+                    backlog: c.backlog,
+                    oldest_unacked_at: rfc3339_opt(c.oldest_unacked_at),
+                    oldest_unacked_age_secs: c
+                        .oldest_unacked_age_secs
+                        .map(|s| s.max(0.0).floor() as i64),
+                    position: c.position.clone(),
+                    last_ack_at: rfc3339(c.updated_at),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The text `outbox stats` prints.
