@@ -171,7 +171,7 @@ async fn one_sync_is_one_trace_of_run_window_page_request_and_transaction_spans(
             1,
             "page {number:?}: {transactions:#?}"
         );
-        assert_eq!(int_attr(page_transactions[0], "attempt"), Some(0));
+        assert_eq!(int_attr(page_transactions[0], "attempt"), Some(1));
     }
     // The run's outcome is written in a transaction of its own, in the run's span.
     assert!(

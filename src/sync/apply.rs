@@ -74,7 +74,7 @@ pub async fn apply_page_with_retries(
 
 /// Runs a whole database transaction again while it fails transiently, up to `retries` times;
 /// the closure gets the attempt number (0 first). Each attempt runs in a `db.transaction` span
-/// (stream, attempt; `otel.status_code` ERROR when it failed).
+/// (stream, attempt counted from 1 like a request's; `otel.status_code` ERROR when it failed).
 pub async fn with_db_retries<T, F, Fut>(
     stream: &'static str,
     retries: u32,
@@ -89,7 +89,7 @@ where
         let span = tracing::info_span!(
             "db.transaction",
             stream,
-            attempt = i64::from(attempt),
+            attempt = i64::from(attempt) + 1,
             otel.status_code = tracing::field::Empty,
         );
         let result = attempt_once(attempt).instrument(span.clone()).await;
