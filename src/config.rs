@@ -383,13 +383,77 @@ pub struct HttpSettings {
 /// The shortest token `http.token_file` may hold: a guessable token would open the page.
 pub const MIN_TOKEN_LEN: usize = 16;
 
-/// Log output.
+/// Log output, and traces (docs/deployment.md "Traces").
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
+    /// `pretty` or `json` lines on stderr.
     pub format: LogFormat,
+    /// An EnvFilter directive for log lines and spans (`RUST_LOG` wins): traces need `info`
+    /// (the default) or finer for the daemon's spans.
     pub level: String,
+    /// The OTLP/HTTP (protobuf) endpoint of a collector, e.g. `http://127.0.0.1:4318`; spans are
+    /// posted to `<endpoint>/v1/traces`. Empty: no traces (the default).
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported spans, and `service` on every JSON log line.
+    pub service_name: String,
 }
+
+impl LogSettings {
+    /// Settings for a command that runs without the user's configuration (`sim`): pretty
+    /// lines at `info`, no traces.
+    pub fn plain() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".to_owned(),
+            otlp_endpoint: String::new(),
+            service_name: DEFAULT_SERVICE_NAME.to_owned(),
+        }
+    }
+
+    /// The URL spans are posted to, or `None` when traces are off: `otlp_endpoint` with
+    /// `/v1/traces` appended unless it already ends so.
+    pub fn otlp_traces_url(&self) -> Option<String> {
+        let base = self.otlp_endpoint.trim().trim_end_matches('/');
+        if base.is_empty() {
+            None
+        } else if base.ends_with("/v1/traces") {
+            Some(base.to_owned())
+        } else {
+            Some(format!("{base}/v1/traces"))
+        }
+    }
+
+    /// What is wrong with the trace settings, each as a message naming the key.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(url) = self.otlp_traces_url() {
+            match reqwest::Url::parse(&url) {
+                Ok(u) if u.scheme() != "http" && u.scheme() != "https" => problems.push(format!(
+                    "log.otlp_endpoint {:?} is not an http(s) URL (e.g. http://127.0.0.1:4318)",
+                    self.otlp_endpoint
+                )),
+                Ok(u) if !u.username().is_empty() || u.password().is_some() => problems.push(
+                    "log.otlp_endpoint must not hold credentials (they would be printed by \
+                     `check`): pass them as headers in OTEL_EXPORTER_OTLP_HEADERS"
+                        .into(),
+                ),
+                Ok(_) => {}
+                Err(e) => problems.push(format!(
+                    "log.otlp_endpoint {:?} is not a URL ({e}; e.g. http://127.0.0.1:4318)",
+                    self.otlp_endpoint
+                )),
+            }
+        }
+        if self.service_name.trim().is_empty() {
+            problems.push("log.service_name is empty (e.g. \"rotessa-recon\")".into());
+        }
+        problems
+    }
+}
+
+/// `log.service_name` unless configured otherwise.
+pub const DEFAULT_SERVICE_NAME: &str = "rotessa-recon";
 
 /// `pretty` for people, `json` for collectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -640,6 +704,7 @@ impl Settings {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problems.push(format!("log.level {:?}: {e}", self.log.level));
         }
+        problems.extend(self.log.problems());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -934,6 +999,41 @@ mod tests {
         assert_eq!(s.outbox.retention_days, 30);
         assert!(!s.outbox.prune_without_consumers);
         assert!(s.outbox.listen);
+    }
+
+    #[test]
+    fn trace_settings_are_validated() {
+        let s = Settings::load_from(None, &env(&[])).unwrap();
+        assert_eq!(s.log.otlp_traces_url(), None);
+        assert_eq!(s.log.service_name, DEFAULT_SERVICE_NAME);
+        let s = Settings::load_from(
+            None,
+            &env(&[("RECON_LOG__OTLP_ENDPOINT", "http://collector:4318/")]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.log.otlp_traces_url().as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+        let err = Settings::load_from(
+            None,
+            &env(&[
+                ("RECON_LOG__OTLP_ENDPOINT", "collector:4318"),
+                ("RECON_LOG__SERVICE_NAME", " "),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("log.otlp_endpoint"), "{err}");
+        assert!(err.contains("log.service_name is empty"), "{err}");
+        let err = Settings::load_from(
+            None,
+            &env(&[("RECON_LOG__OTLP_ENDPOINT", "https://user:pw@collector:4318")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{err}");
+        assert!(!err.contains("pw@"), "{err}");
     }
 
     #[test]

@@ -62,7 +62,8 @@ pub async fn run() -> Result<ExitCode, Failure> {
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let settings = Arc::new(Settings::load_from(None, &env)?);
-    crate::telemetry::init(&settings.log);
+    // Logs only: the demo's settings never turn traces on.
+    let _telemetry = crate::telemetry::init(&settings.log)?;
     let client = Client::new(&settings.rotessa, settings.api_key()?)
         .map_err(|e| Failure::Failed(e.into()))?;
     let store = Store::connect(&settings.database).await?;

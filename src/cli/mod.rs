@@ -20,7 +20,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{ConfigError, LogFormat, LogSettings, Settings};
+use crate::config::{ConfigError, LogSettings, Settings};
+use crate::telemetry::{Telemetry, TelemetryError};
 
 /// Keeps PostgreSQL reconciled with Rotessa.
 #[derive(Debug, Parser)]
@@ -80,6 +81,12 @@ impl From<ConfigError> for Failure {
     }
 }
 
+impl From<TelemetryError> for Failure {
+    fn from(e: TelemetryError) -> Self {
+        Self::Usage(e.to_string())
+    }
+}
+
 impl From<crate::store::Error> for Failure {
     fn from(e: crate::store::Error) -> Self {
         Self::Failed(e.into())
@@ -117,23 +124,21 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Runs a parsed command line.
+/// Runs a parsed command line; at the end, exports the spans still buffered (when traces are
+/// on), whatever the outcome.
 pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     // `sim` and `demo` bring their own configuration: they run without loading the user's.
     let command = match cli.command {
         Command::Sim(args) => {
-            crate::telemetry::init(&LogSettings {
-                format: LogFormat::Pretty,
-                level: "info".to_owned(),
-            });
-            return sim::run(args).await;
+            let telemetry = crate::telemetry::init(&LogSettings::plain())?;
+            return finish(sim::run(args).await, telemetry).await;
         }
         Command::Demo => return demo::run().await,
         other => other,
     };
     let settings = Arc::new(Settings::load(cli.config.as_deref())?);
-    crate::telemetry::init(&settings.log);
-    match command {
+    let telemetry = crate::telemetry::init(&settings.log)?;
+    let result = match command {
         Command::Run(args) => run::run(settings, args).await,
         Command::Migrate => migrate::run(&settings).await,
         Command::Sync(args) => sync::run(settings, args).await,
@@ -143,5 +148,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Sim(_) | Command::Demo => Err(Failure::Usage("dispatched above".to_owned())),
         Command::Outbox(args) => outbox::run(&settings, args).await,
         Command::Grant(args) => grant::run(&settings, args).await,
+    };
+    finish(result, telemetry).await
+}
+
+/// Shuts telemetry down (off the async threads: the exporter blocks while it sends the last
+/// spans) and passes the command's result on; a failed export is a warning, not a failure.
+async fn finish(
+    result: Result<ExitCode, Failure>,
+    telemetry: Telemetry,
+) -> Result<ExitCode, Failure> {
+    if telemetry.traces_enabled() {
+        match tokio::task::spawn_blocking(move || telemetry.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the last spans may not have been exported"),
+            Err(e) => tracing::warn!(error = %e, "the trace exporter's shutdown task failed"),
+        }
     }
+    result
 }

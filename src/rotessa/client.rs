@@ -158,7 +158,7 @@ impl Client {
                 query.push(("filter", "All".to_owned()));
             }
         }
-        with_retry(&self.inner.retry, endpoint, || async {
+        with_retry(&self.inner.retry, endpoint, Some(page), || async {
             let body = self
                 .send(endpoint, Method::GET, &path, &query, None)
                 .await?;
@@ -175,7 +175,7 @@ impl Client {
     pub async fn clients(&self) -> Result<(Vec<WireClient>, Vec<RejectedRow>), Error> {
         const ENDPOINT: &str = "clients";
         self.require_v2(ENDPOINT)?;
-        with_retry(&self.inner.retry, ENDPOINT, || async {
+        with_retry(&self.inner.retry, ENDPOINT, None, || async {
             let body = self
                 .send(ENDPOINT, Method::GET, "/v2/clients", &[], None)
                 .await?;
@@ -201,7 +201,7 @@ impl Client {
             "start_date": from.to_string(),
             "end_date": to.to_string(),
         });
-        with_retry(&self.inner.retry, ENDPOINT, || async {
+        with_retry(&self.inner.retry, ENDPOINT, None, || async {
             let bytes = self
                 .send(ENDPOINT, Method::POST, &path, &[], Some(&body))
                 .await?;
@@ -229,7 +229,7 @@ impl Client {
                 ));
             }
         };
-        with_retry(&self.inner.retry, endpoint, || async {
+        with_retry(&self.inner.retry, endpoint, None, || async {
             let body = self.send(endpoint, Method::GET, &path, &[], None).await?;
             parse_private_rows(&body, WireCustomer::parse)
                 .map_err(|detail| Error::Body { endpoint, detail })
@@ -250,7 +250,7 @@ impl Client {
             ("start_date", from.to_string()),
             ("end_date", to.to_string()),
         ];
-        with_retry(&self.inner.retry, ENDPOINT, || async {
+        with_retry(&self.inner.retry, ENDPOINT, None, || async {
             let body = self
                 .send(ENDPOINT, Method::GET, "/v2/payout_report", &query, None)
                 .await?;
@@ -332,6 +332,8 @@ impl Client {
             }
         };
         let status = response.status();
+        // The `rotessa.request` span of this attempt (see `retry`).
+        tracing::Span::current().record("status", i64::from(status.as_u16()));
         if status.is_success() {
             let body = response.bytes().await;
             count_request(endpoint, status.as_str(), started);

@@ -26,6 +26,10 @@ pub struct Page<T> {
     pub rows: ParsedRows<T>,
     /// When the page was received: the moment its statuses were observed.
     pub fetched_at: DateTime<Utc>,
+    /// The page's `page` span (a child of the caller's span when the stream was made): its
+    /// requests ran in it, and the caller applies the page in it, so the span lasts from the
+    /// first request to the end of whatever the caller does with the page.
+    pub span: tracing::Span,
 }
 
 /// The pages of one report request, in order. A background task fetches ahead; dropping the
@@ -51,6 +55,12 @@ impl<T: Send + 'static> PageStream<T> {
     pub async fn next(&mut self) -> Option<Result<Page<T>, Error>> {
         self.rx.recv().await
     }
+
+    /// Waits for the fetching task to end, after `next` returned `None` or an error (it ends
+    /// right after), so that it no longer holds the caller's span open.
+    pub async fn finish(mut self) {
+        let _ = (&mut self.task).await;
+    }
 }
 
 impl<T> Drop for PageStream<T> {
@@ -62,11 +72,11 @@ impl<T> Drop for PageStream<T> {
 type Fetch<T> = JoinHandle<Result<(ParsedRows<T>, DateTime<Utc>), Error>>;
 
 /// Aborts the fetches still running when dropped (at the end, or when the consumer is gone).
-struct InFlight<T>(VecDeque<(u32, Fetch<T>)>);
+struct InFlight<T>(VecDeque<(u32, tracing::Span, Fetch<T>)>);
 
 impl<T> Drop for InFlight<T> {
     fn drop(&mut self) {
-        for (_, fetch) in &self.0 {
+        for (_, _, fetch) in &self.0 {
             fetch.abort();
         }
     }
@@ -97,6 +107,8 @@ async fn fetch_all<T: Send + 'static>(
             let (client, request, convert) = (client.clone(), request.clone(), convert.clone());
             let number = next;
             let known_page = known.get(&number).copied();
+            // Integers as i64: OpenTelemetry attributes have no unsigned type.
+            let span = tracing::info_span!("page", page = i64::from(number));
             let fetch = tokio::spawn(
                 async move {
                     let rows = client
@@ -104,12 +116,12 @@ async fn fetch_all<T: Send + 'static>(
                         .await?;
                     Ok((rows, Utc::now()))
                 }
-                .in_current_span(),
+                .instrument(span.clone()),
             );
-            in_flight.0.push_back((number, fetch));
+            in_flight.0.push_back((number, span, fetch));
             next += 1;
         }
-        let Some((number, fetch)) = in_flight.0.pop_front() else {
+        let Some((number, span, fetch)) = in_flight.0.pop_front() else {
             let max = client.max_pages();
             let _ = tx.send(Err(Error::TooManyPages { endpoint, max })).await;
             return;
@@ -150,6 +162,7 @@ async fn fetch_all<T: Send + 'static>(
             number,
             rows,
             fetched_at,
+            span,
         };
         if tx.send(Ok(page)).await.is_err() || last {
             return;

@@ -1,20 +1,24 @@
 //! The retry policy (SPEC.md "Retry policy"): exponential backoff with jitter, `Retry-After`
-//! honoured, every retry logged with its cause and counted. Built on `backon`.
+//! honoured, every retry logged with its cause and counted. Built on `backon`. Each attempt runs
+//! in a `rotessa.request` span (endpoint, page, attempt; the client records the HTTP status).
 
 use std::future::Future;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
+use tracing::Instrument;
 
 use super::Error;
 use crate::config::RetrySettings;
 
-/// Runs `op` until it succeeds, fails finally, or the retries run out.
+/// Runs `op` until it succeeds, fails finally, or the retries run out; `page` is the report
+/// page asked for, if any (for the span).
 pub async fn with_retry<T, F, Fut>(
     settings: &RetrySettings,
     endpoint: &'static str,
-    op: F,
+    page: Option<u32>,
+    mut op: F,
 ) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
@@ -22,7 +26,36 @@ where
 {
     let max_retry_after = Duration::from_secs(settings.max_retry_after_secs);
     let mut retries = 0usize;
-    let result = op
+    let mut attempt = 0u32;
+    let attempt_in_span = || {
+        attempt += 1;
+        let span = tracing::info_span!(
+            "rotessa.request",
+            otel.kind = "client",
+            endpoint,
+            page = tracing::field::Empty,
+            // Integers as i64: OpenTelemetry attributes have no unsigned type.
+            attempt = i64::from(attempt),
+            status = tracing::field::Empty,
+            error = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        if let Some(page) = page {
+            span.record("page", i64::from(page));
+        }
+        let fut = op();
+        async move {
+            let result = fut.await;
+            if let Err(e) = &result {
+                let span = tracing::Span::current();
+                span.record("error", e.cause());
+                span.record("otel.status_code", "ERROR");
+            }
+            result
+        }
+        .instrument(span)
+    };
+    let result = attempt_in_span
         .retry(backoff(settings))
         .when(Error::is_transient)
         .adjust(|err, delay| {

@@ -10,6 +10,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use tracing::Instrument;
 
 use crate::domain::{AnomalyKind, Observed, Order, Source, Stored, Transaction, Transition};
 use crate::rotessa::{Page, RejectedRow};
@@ -72,7 +73,8 @@ pub async fn apply_page_with_retries(
 }
 
 /// Runs a whole database transaction again while it fails transiently, up to `retries` times;
-/// the closure gets the attempt number (0 first).
+/// the closure gets the attempt number (0 first). Each attempt runs in a `db.transaction` span
+/// (stream, attempt counted from 1 like a request's; `otel.status_code` ERROR when it failed).
 pub async fn with_db_retries<T, F, Fut>(
     stream: &'static str,
     retries: u32,
@@ -84,7 +86,18 @@ where
 {
     let mut attempt = 0;
     loop {
-        match attempt_once(attempt).await {
+        let span = tracing::info_span!(
+            "db.transaction",
+            stream,
+            attempt = i64::from(attempt) + 1,
+            otel.status_code = tracing::field::Empty,
+        );
+        let result = attempt_once(attempt).instrument(span.clone()).await;
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        drop(span);
+        match result {
             Ok(outcome) => return Ok(outcome),
             Err(e) if e.is_transient() && attempt < retries => {
                 attempt += 1;

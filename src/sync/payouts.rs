@@ -34,6 +34,7 @@ pub async fn run(syncer: &Syncer, opts: &PassOptions) -> RunReport {
     let span = tracing::info_span!(
         "run",
         run_id = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
         stream = STREAM,
         client = 0
     );

@@ -111,7 +111,8 @@ async fn sync_window(
         let Some(page) = next else { break };
         let page = page?;
         read.page(&page);
-        let span = tracing::info_span!("page", page = page.number);
+        // The span the page was fetched in: its requests and its transaction side by side.
+        let span = page.span.clone();
         if page.rows.identical {
             // Byte-identical to the body last applied: nothing to parse, read or write.
             let outcome = PageOutcome {
@@ -132,6 +133,8 @@ async fn sync_window(
             .await?;
         span.in_scope(|| run.record_page(&page, &outcome));
     }
+    // The fetching task has ended (or is ending): wait, so it holds no span open past the window.
+    pages.finish().await;
     // Read in full: the transaction report's rows of the window it no longer returns.
     if source == Source::TransactionReport {
         removals::count_read(syncer, run, window, client, &read).await?;

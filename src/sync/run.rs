@@ -78,7 +78,8 @@ pub struct Run {
     /// When the run started, by the database's clock.
     pub started_at: DateTime<Utc>,
     tally: Mutex<Progress>,
-    heartbeat: JoinHandle<()>,
+    /// Taken (aborted and awaited) by `finish`, so the run's span closes with the run.
+    heartbeat: Mutex<Option<JoinHandle<()>>>,
     started: Instant,
 }
 
@@ -117,7 +118,7 @@ impl Run {
             client_id,
             started_at,
             tally: Mutex::new(Progress::default()),
-            heartbeat,
+            heartbeat: Mutex::new(Some(heartbeat)),
             started: Instant::now(),
         })
     }
@@ -257,7 +258,12 @@ impl Run {
         advance: Option<Advance>,
         stop: StopReason,
     ) -> RunReport {
-        self.heartbeat.abort();
+        let heartbeat = self.heartbeat.lock().ok().and_then(|mut h| h.take());
+        if let Some(heartbeat) = heartbeat {
+            heartbeat.abort();
+            // Returns once the task is gone, and with it its handle on the run's span.
+            let _ = heartbeat.await;
+        }
         let progress = self.tally.lock().map(|t| *t).unwrap_or_default();
         let (outcome, error) = match &result {
             Ok(()) => (Outcome::Succeeded, None),
@@ -333,7 +339,11 @@ impl Run {
                     "run succeeded"
                 );
             }
-            RunOutcome::Failed(e) => tracing::error!(error = %e, "run failed"),
+            RunOutcome::Failed(e) => {
+                // The `run` span, marked failed for trace viewers.
+                tracing::Span::current().record("otel.status_code", "ERROR");
+                tracing::error!(error = %e, "run failed");
+            }
             RunOutcome::Cancelled => tracing::warn!("run cancelled"),
         }
         RunReport {
@@ -348,6 +358,10 @@ impl Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
-        self.heartbeat.abort();
+        if let Ok(mut heartbeat) = self.heartbeat.lock()
+            && let Some(heartbeat) = heartbeat.take()
+        {
+            heartbeat.abort();
+        }
     }
 }

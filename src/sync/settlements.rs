@@ -29,6 +29,7 @@ pub async fn run_scope(syncer: &Syncer, client_id: i64, opts: &PassOptions) -> R
     let span = tracing::info_span!(
         "run",
         run_id = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
         stream = STREAM,
         client = client_id
     );

@@ -30,6 +30,7 @@ pub async fn run_scope(syncer: &Syncer, client: Option<i64>, opts: &PassOptions)
     let span = tracing::info_span!(
         "run",
         run_id = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
         stream = STREAM,
         client = client_id
     );
