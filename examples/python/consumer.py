@@ -63,6 +63,8 @@ ACK_SQL = "select rotessa.outbox_ack(%s, %s::text::xid8, %s::bigint)"
 # Events committed after the consumer's position, whether or not they are deliverable yet
 # (an event stays behind the visibility fence while any older transaction of the server runs).
 BACKLOG_SQL = "select backlog from rotessa.outbox_consumer_lag where name = %s"
+FENCE_DELAY_MIN = 0.005
+FENCE_DELAY_MAX = 0.25
 
 # The demo side effect: a table of the consumer's own. In a real consumer this is your table
 # (an invoice, a ledger line, a CRM task ...); the primary key on the event id is what makes
@@ -306,22 +308,27 @@ def main() -> int:
         log.info("consumer %s %s", consumer,
                  f"registered (from the {args.start_from})" if created.created else "resumes")
 
+        fence_delay = FENCE_DELAY_MIN
         while not shutdown.requested:
             polled = run_batch(conn, consumer, args.batch)
             if polled == args.batch:
                 continue  # a full batch: more may be waiting, poll again at once
-            if args.until_caught_up:
-                if polled > 0:
-                    continue  # poll until a poll comes back empty
-                waiting = backlog(conn, consumer)
-                if waiting == 0:
-                    log.info("caught up")
-                    break
-                # Committed, but behind the visibility fence: an older transaction somewhere
-                # on the server is still open. It will be deliverable once that ends.
-                log.info("%d events wait behind the visibility fence", waiting)
-                waker.wait(0.05)
+            if args.until_caught_up and polled > 0:
+                continue  # poll until a poll comes back empty
+            waiting = backlog(conn, consumer)
+            if waiting > 0:
+                # Committed after our position but not returned: behind the visibility fence,
+                # because an older transaction somewhere on the server is still open (or they
+                # committed just now). Poll again soon rather than at the next interval: after
+                # 5, 10, 20 ... ms, at most 250 ms.
+                log.debug("%d events wait behind the visibility fence", waiting)
+                waker.wait(min(fence_delay, args.poll_interval))
+                fence_delay = min(fence_delay * 2, FENCE_DELAY_MAX)
                 continue
+            fence_delay = FENCE_DELAY_MIN
+            if args.until_caught_up:
+                log.info("caught up")
+                break
             waker.wait(args.poll_interval)
     waker.close()
     return 0

@@ -49,6 +49,8 @@ const ACK_SQL = "select rotessa.outbox_ack($1, $2::text::xid8, $3::bigint)";
 // Events committed after the consumer's position, whether or not they are deliverable yet (an
 // event stays behind the visibility fence while any older transaction of the server runs).
 const BACKLOG_SQL = "select backlog::integer as backlog from rotessa.outbox_consumer_lag where name = $1";
+const FENCE_DELAY_MIN_MS = 5;
+const FENCE_DELAY_MAX_MS = 250;
 
 // The demo side effect: a table of the consumer's own. In a real consumer this is your table
 // (an invoice, a ledger line, a CRM task ...); the primary key on the event id is what makes
@@ -319,21 +321,25 @@ async function main(): Promise<number> {
     );
     log("INFO", `consumer ${consumer} ${rows[0]?.created ? `registered (from the ${opts.startFrom})` : "resumes"}`);
 
+    let fenceDelayMs = FENCE_DELAY_MIN_MS;
     while (!waker.stopping) {
       const polled = await runBatch(db, consumer, opts.batch);
       if (polled === opts.batch) continue; // a full batch: more may be waiting, poll again at once
-      if (opts.untilCaughtUp) {
-        if (polled > 0) continue; // poll until a poll comes back empty
-        const waiting = await backlog(db, consumer);
-        if (waiting === 0) {
-          log("INFO", "caught up");
-          break;
-        }
-        // Committed, but behind the visibility fence: an older transaction somewhere on the
-        // server is still open. It will be deliverable once that ends.
-        log("INFO", `${waiting} events wait behind the visibility fence`);
-        await waker.wait(50);
+      if (opts.untilCaughtUp && polled > 0) continue; // poll until a poll comes back empty
+      const waiting = await backlog(db, consumer);
+      if (waiting > 0) {
+        // Committed after our position but not returned: behind the visibility fence, because
+        // an older transaction somewhere on the server is still open (or they committed just
+        // now). Poll again soon rather than at the next interval: after 5, 10, 20 ... ms, at
+        // most 250 ms.
+        await waker.wait(Math.min(fenceDelayMs, opts.pollIntervalMs));
+        fenceDelayMs = Math.min(fenceDelayMs * 2, FENCE_DELAY_MAX_MS);
         continue;
+      }
+      fenceDelayMs = FENCE_DELAY_MIN_MS;
+      if (opts.untilCaughtUp) {
+        log("INFO", "caught up");
+        break;
       }
       await waker.wait(opts.pollIntervalMs);
     }
