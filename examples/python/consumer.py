@@ -38,7 +38,6 @@ import os
 import select
 import signal
 import sys
-import time
 from typing import Any, Callable, Optional
 
 import psycopg
