@@ -557,3 +557,120 @@ async fn another_role_cannot_park_unpark_list_or_replay_a_consumers_events(pool:
     as_b.close().await;
     roles.drop_all().await;
 }
+
+/// The SQL block of docs/outbox-consumers.md that defines `billing.consume`.
+fn documented_procedure() -> String {
+    let doc = include_str!("../docs/outbox-consumers.md");
+    let start = doc
+        .find("```sql\ncreate table billing.failures")
+        .expect("the procedure's block in docs/outbox-consumers.md")
+        + "```sql\n".len();
+    let len = doc[start..].find("```").expect("the end of the block");
+    doc[start..start + len].to_owned()
+}
+
+async fn applied(pool: &PgPool) -> Vec<i64> {
+    sqlx::query_scalar("select transaction_id from billing.applied order by transaction_id")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn the_documented_consumer_procedure_parks_after_n_failures_and_replays(pool: PgPool) {
+    // The consumer's own side: what it applied, and a customer it does not know yet.
+    sqlx::raw_sql(
+        "create schema billing;
+         create table billing.applied (transaction_id bigint primary key);
+         create table billing.unknown (transaction_id bigint primary key);
+         insert into billing.unknown values (3);
+         create function billing.apply(type text, payload jsonb) returns void language plpgsql as $$
+         begin
+             insert into billing.applied values ((payload->>'transaction_id')::bigint);
+             if exists (select from billing.unknown u
+                        where u.transaction_id = (payload->>'transaction_id')::bigint) then
+                 raise exception 'no customer for transaction %', payload->>'transaction_id';
+             end if;
+         end
+         $$;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(documented_procedure()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let written = commit_events(&pool, 1..=5).await;
+    registered(&pool, "billing").await;
+    wait_deliverable(&pool, 5).await;
+    let call = || async {
+        sqlx::query("call billing.consume()")
+            .execute(&pool)
+            .await
+            .unwrap();
+    };
+
+    // Four calls stop at event 3 (its failed attempt rolled back, counted); the fifth parks it
+    // and goes on.
+    for failures in 1..=4 {
+        call().await;
+        assert_eq!(applied(&pool).await, vec![1, 2]);
+        assert_eq!(
+            scalar(&pool, "select failures::bigint from billing.failures").await,
+            failures
+        );
+    }
+    call().await;
+    assert_eq!(applied(&pool).await, vec![1, 2, 4, 5]);
+    assert_eq!(count(&pool, "billing.failures").await, 0);
+    let parked = outbox_parked::list(&pool, "billing").await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].event_id, written[2]);
+    assert!(
+        parked[0].error.contains("no customer for transaction 3"),
+        "{}",
+        parked[0].error
+    );
+    assert!(
+        Consumer::new(pool.clone(), "billing")
+            .poll(100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "acked past it"
+    );
+
+    // Replayed before the cause is fixed: parked again.
+    assert_eq!(
+        outbox_parked::unpark(&pool, "billing", None).await.unwrap(),
+        1
+    );
+    call().await;
+    let parked = outbox_parked::list(&pool, "billing").await.unwrap();
+    assert_eq!(
+        (parked[0].state, parked[0].times_parked),
+        (ParkState::Parked, 2)
+    );
+    assert_eq!(applied(&pool).await, vec![1, 2, 4, 5]);
+
+    // Fixed, replayed, done.
+    sqlx::query("delete from billing.unknown")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox_parked::unpark(&pool, "billing", Some(written[2]))
+            .await
+            .unwrap(),
+        1
+    );
+    call().await;
+    assert_eq!(applied(&pool).await, vec![1, 2, 3, 4, 5]);
+    assert!(
+        outbox_parked::list(&pool, "billing")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
