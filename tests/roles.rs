@@ -134,6 +134,7 @@ async fn the_writer_runs_a_full_sync_and_can_create_alter_or_drop_nothing(pool: 
         "create or replace function rotessa.outbox_read(after_txid xid8, after_seq bigint, max integer default 100) returns setof rotessa.outbox language sql as 'select * from rotessa.outbox'",
         "drop function rotessa.outbox_ack(text, xid8, bigint)",
         "update rotessa.outbox_consumers set last_seq = 0",
+        "delete from rotessa.outbox_parked",
     ] {
         assert_eq!(
             sqlstate(&as_writer, ddl).await,
