@@ -40,10 +40,14 @@ fn every_event_type_has_a_schema_and_the_asyncapi_document_refers_to_each() {
     assert_eq!(versions, TYPES.iter().map(|t| (*t).to_owned()).collect());
     let asyncapi = std::fs::read_to_string(common::schemas::dir().join("asyncapi.yaml"))
         .expect("schemas/asyncapi.yaml");
-    assert!(asyncapi.starts_with("asyncapi: 3.0.0"), "AsyncAPI 3.0");
+    assert!(asyncapi.contains("\nasyncapi: 3.0.0\n"), "AsyncAPI 3.0");
     for (name, schema) in files() {
+        // definitions.json is reached through the others.
+        let referred = asyncapi
+            .lines()
+            .any(|l| l.contains("$ref") && l.contains(&format!("./{name}")));
         assert!(
-            asyncapi.contains(&format!("$ref: './{name}'")),
+            referred || name == "definitions.json",
             "schemas/asyncapi.yaml refers to {name}"
         );
         assert!(schema["title"].is_string(), "{name} has a title");
@@ -117,6 +121,9 @@ fn status_changed() -> Value {
     })
 }
 
+/// A change that breaks a valid payload.
+type Change = fn(&mut Value);
+
 #[test]
 fn the_schemas_reject_what_the_daemon_never_writes() {
     let schemas = Schemas::load();
@@ -130,65 +137,36 @@ fn the_schemas_reject_what_the_daemon_never_writes() {
     old.as_object_mut().unwrap().remove("reversal");
     assert_eq!(schemas.payload_errors(t, &old), Vec::<String>::new());
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        (
-            "amount as a number",
-            Box::new(|p| p["amount"] = json!(25.0)),
-        ),
-        (
-            "amount with three decimals",
-            Box::new(|p| p["amount"] = json!("25.001")),
-        ),
-        (
-            "a negative amount",
-            Box::new(|p| p["amount"] = json!("-25.00")),
-        ),
-        (
-            "a missing field",
-            Box::new(|p| {
-                p.as_object_mut().unwrap().remove("to_status");
-            }),
-        ),
-        (
-            "a missing nullable field",
-            Box::new(|p| {
-                p.as_object_mut().unwrap().remove("decline_date");
-            }),
-        ),
-        (
-            "an unknown field",
-            Box::new(|p| p["account_number"] = json!("23123132")),
-        ),
-        (
-            "an unknown status",
-            Box::new(|p| p["to_status"] = json!("Settled")),
-        ),
-        (
-            "a date that is not ISO",
-            Box::new(|p| p["process_date"] = json!("03/01/2019")),
-        ),
-        (
-            "an impossible date",
-            Box::new(|p| p["process_date"] = json!("2019-02-30")),
-        ),
-        (
-            "a time that is not RFC 3339",
-            Box::new(|p| p["observed_at"] = json!("yesterday")),
-        ),
-        (
-            "the id as a string",
-            Box::new(|p| p["transaction_id"] = json!("7")),
-        ),
-        (
-            "another version",
-            Box::new(|p| p["event_version"] = json!(2)),
-        ),
-        (
-            "an unknown source",
-            Box::new(|p| p["source"] = json!("settlements")),
-        ),
+    let cases: Vec<(&str, Change)> = vec![
+        ("amount as a number", |p| p["amount"] = json!(25.0)),
+        ("amount with three decimals", |p| {
+            p["amount"] = json!("25.001")
+        }),
+        ("a negative amount", |p| p["amount"] = json!("-25.00")),
+        ("a missing field", |p| {
+            p.as_object_mut().unwrap().remove("to_status");
+        }),
+        ("a missing nullable field", |p| {
+            p.as_object_mut().unwrap().remove("decline_date");
+        }),
+        ("an unknown field", |p| {
+            p["account_number"] = json!("23123132")
+        }),
+        ("an unknown status", |p| p["to_status"] = json!("Settled")),
+        ("a date that is not ISO", |p| {
+            p["process_date"] = json!("03/01/2019")
+        }),
+        ("an impossible date", |p| {
+            p["process_date"] = json!("2019-02-30")
+        }),
+        ("a time that is not RFC 3339", |p| {
+            p["observed_at"] = json!("yesterday")
+        }),
+        ("the id as a string", |p| p["transaction_id"] = json!("7")),
+        ("another version", |p| p["event_version"] = json!(2)),
+        ("an unknown source", |p| p["source"] = json!("settlements")),
     ];
-    for (what, change) in &cases {
+    for (what, change) in cases {
         let mut p = status_changed();
         change(&mut p);
         assert!(
