@@ -1,5 +1,6 @@
 //! SPEC.md "Performance and reliability": SIGKILL at random points followed by restart leaves
-//! the tables and outbox exactly equal to a clean run, every event exactly once.
+//! the tables and outbox exactly equal to a clean run, every event exactly once and matching its
+//! schema (`schemas/`).
 //!
 //! The real binary (`rotessa-recon sync --stream all`: clients, customers, settlements,
 //! transactions, declines, the reconciliation and payouts, 3 clients) syncs from an in-process

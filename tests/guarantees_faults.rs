@@ -1,7 +1,7 @@
 //! SPEC.md "Performance and reliability": with 20% injected API faults (500, 503, 429 with
 //! Retry-After, cut-off bodies, connection resets) plus latency, a multi-page, multi-client sync
 //! of every stream, through several clock advances, ends with tables and outbox identical to a
-//! fault-free run on the same seed.
+//! fault-free run on the same seed, every event matching its schema (`schemas/`).
 //!
 //! The simulator's reports disagree for a share of rows (one report shows the row as it was a
 //! few days earlier), and after the decline report each day the transaction report is read
