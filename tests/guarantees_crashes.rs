@@ -1,5 +1,6 @@
 //! SPEC.md "Performance and reliability": SIGKILL at random points followed by restart leaves
-//! the tables and outbox exactly equal to a clean run, every event exactly once.
+//! the tables and outbox exactly equal to a clean run, every event exactly once and matching its
+//! schema (`schemas/`).
 //!
 //! The real binary (`rotessa-recon sync --stream all`: clients, customers, settlements,
 //! transactions, declines, the reconciliation and payouts, 3 clients) syncs from an in-process
@@ -29,6 +30,7 @@ use common::guarantees::{
     EndState, SplitMix64, assert_same, duplicate_events, end_state, flaps, stale_anomalies,
     truncate_rotessa,
 };
+use common::schemas::assert_outbox_matches_schemas;
 use common::{database_url, output_text, run_binary, scalar};
 use rotessa_recon::sim::{SimConfig, SimServer};
 use sqlx::PgPool;
@@ -234,6 +236,7 @@ async fn sigkill_at_random_points_then_restart_ends_as_the_clean_run(pool: PgPoo
         let state = end_state(&pool).await;
         assert_eq!(duplicate_events(&pool).await, (0, 0));
         assert_eq!(flaps(&pool).await, Vec::<String>::new(), "no flap");
+        assert_outbox_matches_schemas(&pool).await;
         let n = events(&pool).await;
         assert_eq!(n as usize, state.rows("outbox").len());
         clean.push((state, n));
@@ -373,6 +376,7 @@ async fn sigkill_at_random_points_then_restart_ends_as_the_clean_run(pool: PgPoo
             "every event exactly once"
         );
         assert_eq!(flaps(&pool).await, Vec::<String>::new(), "no flap");
+        assert_outbox_matches_schemas(&pool).await;
         assert_eq!(events(&pool).await, target);
     }
     // The killed runs' rows: once their heartbeat is older than `sync.run_stale_secs`, the next
@@ -390,6 +394,8 @@ async fn sigkill_at_random_points_then_restart_ends_as_the_clean_run(pool: PgPoo
     sync_to_the_end(&environment(&pool, &sim)).await;
     let last = &clean[PHASES.len() - 1];
     assert_same("after one more run", &end_state(&pool).await, &last.0);
+    // Every event, of every phase, matches its schema (schemas/<type>.v<event_version>.json).
+    let by_type = assert_outbox_matches_schemas(&pool).await;
     let runs: Vec<(String, i64)> = sqlx::query_as(
         "select status, count(*) from rotessa.sync_runs group by status order by status",
     )
@@ -437,6 +443,7 @@ async fn sigkill_at_random_points_then_restart_ends_as_the_clean_run(pool: PgPoo
         first.rows("transactions").len(),
         LAG_RATE * 100.0
     );
+    println!("  events matching their schema, by type: {by_type:?}");
     println!(
         "  clean runs: {} s; events after each: {:?}",
         clean_secs

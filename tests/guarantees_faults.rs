@@ -1,7 +1,7 @@
 //! SPEC.md "Performance and reliability": with 20% injected API faults (500, 503, 429 with
 //! Retry-After, cut-off bodies, connection resets) plus latency, a multi-page, multi-client sync
 //! of every stream, through several clock advances, ends with tables and outbox identical to a
-//! fault-free run on the same seed.
+//! fault-free run on the same seed, every event matching its schema (`schemas/`).
 //!
 //! The simulator's reports disagree for a share of rows (one report shows the row as it was a
 //! few days earlier), and after the decline report each day the transaction report is read
@@ -19,6 +19,7 @@ use chrono::NaiveDate;
 use common::guarantees::{
     EndState, assert_same, duplicate_events, end_state, flaps, stale_anomalies, truncate_rotessa,
 };
+use common::schemas::assert_outbox_matches_schemas;
 use common::settings;
 use rotessa_recon::sim::{FaultCounts, SimConfig, SimServer};
 use rotessa_recon::sync::{Clock, PassOptions, RunOutcome, Stream};
@@ -222,6 +223,8 @@ async fn all_streams_under_20_percent_faults_end_identical_to_a_fault_free_run(p
         Vec::<String>::new(),
         "no transaction flapped"
     );
+    // Every event matches its schema (schemas/<type>.v<event_version>.json).
+    let by_type = assert_outbox_matches_schemas(&pool).await;
     let stale = stale_anomalies(&pool).await;
     assert!(stale > 0, "lagging reports were seen stale");
     assert!(clean.rows("status_anomalies").is_empty());
@@ -239,6 +242,7 @@ async fn all_streams_under_20_percent_faults_end_identical_to_a_fault_free_run(p
         clean_figures.runs,
         clean.summary()
     );
+    println!("  events matching their schema, by type: {by_type:?}");
 
     // Several faulty runs: which requests fail depends on the order concurrent requests arrive.
     let mut total = FaultCounts::default();
@@ -275,6 +279,7 @@ async fn all_streams_under_20_percent_faults_end_identical_to_a_fault_free_run(p
         assert_same(&format!("20% faults, round {round}"), &faulty, &clean);
         assert_eq!(duplicate_events(&pool).await, (0, 0), "no event twice");
         assert_eq!(flaps(&pool).await, Vec::<String>::new(), "no flap");
+        assert_outbox_matches_schemas(&pool).await;
         total.internal_error += f.internal_error;
         total.unavailable += f.unavailable;
         total.too_many_requests += f.too_many_requests;

@@ -235,12 +235,14 @@ pub async fn stale_anomalies(pool: &PgPool) -> i64 {
         .expect("stale anomalies")
 }
 
-/// Empties every table of the `rotessa` schema (the migrations stay applied).
+/// Empties every table of the `rotessa` schema but the record of applied migrations (which
+/// lives there too, sqlx.toml): the migrations stay applied, and a binary that migrates at start
+/// finds nothing to do.
 pub async fn truncate_rotessa(pool: &PgPool) {
     sqlx::query(
         "do $$ declare t text; begin
            for t in select format('%I.%I', schemaname, tablename) from pg_tables
-                    where schemaname = 'rotessa' loop
+                    where schemaname = 'rotessa' and tablename <> '_sqlx_migrations' loop
              execute 'truncate ' || t || ' restart identity cascade';
            end loop;
          end $$",

@@ -10,6 +10,7 @@ pub mod platform;
 pub mod proxy;
 pub mod readme;
 pub mod roles;
+pub mod schemas;
 pub mod simulated;
 pub mod tempdir;
 
