@@ -159,7 +159,10 @@ async fn every_dashboard_query_names_a_metric_a_real_scrape_exports(pool: PgPool
         "rotessa_reconciliation_oldest_open_mismatch_age_seconds",
         "rotessa_outbox_consumer_oldest_unacked_age_seconds",
     ] {
-        assert!(exported.contains(family), "{family} is not exported:\n{scrape}");
+        assert!(
+            exported.contains(family),
+            "{family} is not exported:\n{scrape}"
+        );
     }
     assert!(
         scrape.contains(&format!(
