@@ -48,7 +48,7 @@ pub struct RawEvent {
 #[error("event {} ({}): the payload is not a valid {}: {source}", .event.id, .event.position, .event.event_type)]
 pub struct DecodeError {
     /// The event as stored.
-    pub event: RawEvent,
+    pub event: Box<RawEvent>,
     /// What serde said.
     #[source]
     pub source: serde_json::Error,
@@ -68,7 +68,7 @@ impl RawEvent {
                 position: self.position,
             }),
             Err(source) => Err(DecodeError {
-                event: self,
+                event: Box::new(self),
                 source,
             }),
         }
