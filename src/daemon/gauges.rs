@@ -1,4 +1,5 @@
-//! Gauges read from the database by the leader: each outbox consumer's backlog, the events held
+//! Gauges read from the database by the leader: each outbox consumer's backlog and parked events,
+//! the events held
 //! behind the visibility fence, and the open reconciliation mismatches. One replica exports them
 //! (the leader, for its term), so that dashboards and alerts see one figure, not one per replica.
 
@@ -29,13 +30,14 @@ pub async fn export(store: Store, term: CancellationToken) {
         {
             let now: BTreeSet<String> = lag.iter().map(|c| c.name.clone()).collect();
             for gone in consumers.difference(&now) {
-                set_backlog(gone, 0.0, 0.0);
+                set_backlog(gone, 0.0, 0.0, 0.0);
             }
             for c in lag {
                 set_backlog(
                     &c.name,
                     c.backlog as f64,
                     c.oldest_unacked_age_secs.unwrap_or(0.0),
+                    (c.parked + c.awaiting_replay) as f64,
                 );
             }
             consumers = now;
@@ -62,7 +64,7 @@ pub async fn export(store: Store, term: CancellationToken) {
         }
     }
     for name in &consumers {
-        set_backlog(name, 0.0, 0.0);
+        set_backlog(name, 0.0, 0.0, 0.0);
     }
     set_held(0.0, 0.0);
     set_mismatches(0.0, 0.0);
@@ -86,7 +88,9 @@ async fn read<T>(
     }
 }
 
-fn set_backlog(consumer: &str, events: f64, age_secs: f64) {
+/// A consumer's backlog, the age of its oldest un-acked event, and the events it parked that are
+/// not handled yet (parked, or awaiting replay).
+fn set_backlog(consumer: &str, events: f64, age_secs: f64, parked: f64) {
     metrics::gauge!("rotessa_outbox_consumer_backlog_events", "consumer" => consumer.to_owned())
         .set(events);
     metrics::gauge!(
@@ -94,6 +98,8 @@ fn set_backlog(consumer: &str, events: f64, age_secs: f64) {
         "consumer" => consumer.to_owned()
     )
     .set(age_secs);
+    metrics::gauge!("rotessa_outbox_consumer_parked_events", "consumer" => consumer.to_owned())
+        .set(parked);
 }
 
 fn set_held(events: f64, age_secs: f64) {

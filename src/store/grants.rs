@@ -2,14 +2,16 @@
 //! built from the catalog (so that tables of later migrations are covered by re-running it).
 //!
 //! - the **writer** (the daemon, `run --no-migrate`, `sync --no-migrate`): DML on the tables it
-//!   writes, the consumer functions (the relay and `outbox tail --consumer` are consumers too)
+//!   writes (not the consumers' own tables, `outbox_consumers` and `outbox_parked`), the consumer
+//!   functions (the relay and `outbox tail --consumer` are consumers too)
 //!   and retention, reading the migrations table; no DDL; default privileges give it DML on the
 //!   tables of later migrations;
 //! - a **reader** (accountants, BI tools): SELECT on an allow-list of columns of the accounting
 //!   tables and views, leaving out raw payloads, bank numbers and contact details the accounting
 //!   queries do not use; no outbox, no internal state; no writes;
-//! - a **consumer**: SELECT on the outbox, and the consumer functions, which only act on the
-//!   consumers that role registered (migration `20261205000001_consumer_owners.sql`).
+//! - a **consumer**: SELECT on the outbox, and the consumer functions (parking included), which
+//!   only act on the consumers that role registered (migrations
+//!   `20261205000001_consumer_owners.sql`, `20261206000001_outbox_parked.sql`).
 //!
 //! Every role named starts from `revoke all` on everything of the schema, so running it again
 //! leaves exactly the rights of that run. The schema owner, superusers and roles the owner
@@ -21,16 +23,22 @@ use sqlx::PgPool;
 
 use super::{Error, ResultExt};
 
-/// The one table the writer never touches directly: consumers move only through the functions.
-const CONSUMERS_TABLE: &str = "outbox_consumers";
+/// The tables the writer never touches directly: consumers and their parked events change only
+/// through the functions, which check who owns the consumer.
+const CONSUMER_TABLES: [&str; 2] = ["outbox_consumers", "outbox_parked"];
 
-/// The functions of the consumer contract (docs/outbox-consumers.md).
-const CONSUMER_FUNCTIONS: [&str; 5] = [
+/// The functions of the consumer contract (docs/outbox-consumers.md), parking included.
+const CONSUMER_FUNCTIONS: [&str; 10] = [
     "rotessa.outbox_read(xid8, bigint, integer)",
     "rotessa.outbox_register(text, text)",
     "rotessa.outbox_unregister(text)",
     "rotessa.outbox_poll(text, integer)",
     "rotessa.outbox_ack(text, xid8, bigint)",
+    "rotessa.outbox_park(text, uuid, text)",
+    "rotessa.outbox_unpark(text, uuid)",
+    "rotessa.outbox_replay_poll(text, integer)",
+    "rotessa.outbox_replay_done(text, uuid)",
+    "rotessa.outbox_parked_list(text)",
 ];
 
 /// Retention, which only the writer runs.
@@ -435,7 +443,11 @@ pub fn statements(plan: &Plan, catalog: &Catalog) -> Vec<String> {
     if let Some(writer) = &plan.writer {
         let w = quote_ident(writer);
         out.push(format!("grant usage on schema rotessa to {w}"));
-        for table in catalog.relations.keys().filter(|t| *t != CONSUMERS_TABLE) {
+        for table in catalog
+            .relations
+            .keys()
+            .filter(|t| !CONSUMER_TABLES.contains(&t.as_str()))
+        {
             let rights = if catalog.views.contains(table) {
                 "select"
             } else {

@@ -14,6 +14,7 @@ pub mod lease;
 pub mod migrations;
 pub mod outbox;
 pub mod outbox_consumers;
+pub mod outbox_parked;
 pub mod outbox_retention;
 pub mod page_digests;
 pub mod payouts;

@@ -91,7 +91,7 @@ pub async fn ack<'e>(
 
 /// The SQL functions raise `undefined_object` (42704) for a consumer that was never
 /// registered: that is [`Error::UnknownConsumer`], which says how to register it.
-fn consumer_error(e: sqlx::Error, name: &str, op: &'static str) -> Error {
+pub(super) fn consumer_error(e: sqlx::Error, name: &str, op: &'static str) -> Error {
     match &e {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("42704") => {
             Error::UnknownConsumer(name.to_owned())
@@ -115,6 +115,10 @@ pub struct Lag {
     pub oldest_unacked_at: Option<DateTime<Utc>>,
     /// Seconds since the oldest un-acked event occurred.
     pub oldest_unacked_age_secs: Option<f64>,
+    /// Events it parked and has not marked for replay (`rotessa.outbox_parked`).
+    pub parked: i64,
+    /// Parked events marked for replay and not done yet.
+    pub awaiting_replay: i64,
 }
 
 /// Every registered consumer with its backlog, most behind first.
@@ -125,7 +129,9 @@ pub async fn lag(pool: &PgPool) -> Result<Vec<Lag>, Error> {
                updated_at,
                backlog,
                oldest_unacked_at,
-               extract(epoch from oldest_unacked_age)::float8 as oldest_unacked_age_secs
+               extract(epoch from oldest_unacked_age)::float8 as oldest_unacked_age_secs,
+               parked,
+               awaiting_replay
         from rotessa.outbox_consumer_lag
         order by backlog desc, name
     "#;
@@ -135,11 +141,13 @@ pub async fn lag(pool: &PgPool) -> Result<Vec<Lag>, Error> {
         .op("reading outbox consumer lag")
 }
 
-/// Whether migration 20261122000003 (the consumer contract) is applied, so that commands can
-/// say "run `rotessa-recon migrate`" instead of "function does not exist".
+/// Whether the consumer contract is applied, up to parking (migrations 20261122000003 and
+/// 20261206000001), so that commands can say "run `rotessa-recon migrate`" instead of
+/// "function does not exist".
 pub async fn contract_installed(pool: &PgPool) -> Result<bool, Error> {
     const SQL: &str = r#"
         select to_regprocedure('rotessa.outbox_poll(text, integer)') is not null
+           and to_regprocedure('rotessa.outbox_park(text, uuid, text)') is not null
     "#;
     sqlx::query_scalar(SQL)
         .fetch_one(pool)

@@ -132,6 +132,11 @@ pub const FAMILIES: &[Family] = &[
         "Age of each registered outbox consumer's oldest un-acked event, 0 when caught up.",
     ),
     family(
+        "rotessa_outbox_consumer_parked_events",
+        Kind::Gauge,
+        "Events each registered outbox consumer parked and has not handled since: parked or awaiting replay (exported by the leader).",
+    ),
+    family(
         "rotessa_relay_events_total",
         Kind::Counter,
         "Events the relay published and acked, by broker.",

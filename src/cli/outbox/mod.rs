@@ -1,6 +1,7 @@
 //! `outbox`: read and look after the event outbox from the command line (the SQL contract
 //! itself is in docs/outbox-consumers.md).
 
+mod parked;
 mod prune;
 mod register;
 mod relay;
@@ -38,8 +39,14 @@ pub enum OutboxCommand {
     Prune(prune::PruneArgs),
     /// Register a polling consumer. Retention keeps every event it has not acked.
     Register(register::RegisterArgs),
-    /// Remove a consumer, releasing the events it held back from retention.
+    /// Remove a consumer, releasing the events it held back from retention (and deleting the
+    /// events it parked).
     Unregister(register::UnregisterArgs),
+    /// The events a consumer parked (gave up on) or that await replay, with their errors.
+    Parked(parked::ParkedArgs),
+    /// Mark a consumer's parked event (EVENT_ID), or all of them (--all), for replay: the
+    /// consumer reads them again with rotessa.outbox_replay_poll.
+    Unpark(parked::UnparkArgs),
     /// Relay events to NATS JetStream or RabbitMQ as a registered consumer: each batch is acked
     /// in the outbox only once the broker has it (README "The relay").
     Relay(relay::RelayArgs),
@@ -53,6 +60,8 @@ pub async fn run(settings: &Settings, args: OutboxArgs) -> Result<ExitCode, Fail
         OutboxCommand::Prune(a) => prune::run(settings, a).await,
         OutboxCommand::Register(a) => register::register(settings, a).await,
         OutboxCommand::Unregister(a) => register::unregister(settings, a).await,
+        OutboxCommand::Parked(a) => parked::list(settings, a).await,
+        OutboxCommand::Unpark(a) => parked::unpark(settings, a).await,
         OutboxCommand::Relay(a) => relay::run(settings, a).await,
     }
 }

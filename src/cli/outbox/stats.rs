@@ -1,4 +1,5 @@
-//! `outbox stats`: how far behind each registered consumer is; with `--output json`, as one
+//! `outbox stats`: how far behind each registered consumer is, and how many events it parked;
+//! with `--output json`, as one
 //! JSON document ([`StatsView`]).
 
 use std::process::ExitCode;
@@ -63,6 +64,10 @@ pub struct ConsumerView {
     pub oldest_unacked_at: Option<String>,
     /// Whole seconds since that event occurred, `null` when caught up.
     pub oldest_unacked_age_secs: Option<i64>,
+    /// Events it parked (gave up on) and nobody marked for replay yet.
+    pub parked: i64,
+    /// Parked events marked for replay that it has not finished.
+    pub awaiting_replay: i64,
     /// Its acked position, `txid:seq`.
     pub position: String,
     /// When it last acked or registered (RFC 3339, UTC).
@@ -87,6 +92,8 @@ impl StatsView {
                     oldest_unacked_age_secs: c
                         .oldest_unacked_age_secs
                         .map(|s| s.max(0.0).floor() as i64),
+                    parked: c.parked,
+                    awaiting_replay: c.awaiting_replay,
                     position: c.position.clone(),
                     last_ack_at: rfc3339(c.updated_at),
                 })
@@ -117,18 +124,31 @@ pub fn render(summary: &Summary, lag: &[Lag], retention_days: u32) -> String {
         return out;
     }
     out.push_str(&format!(
-        "{:<24} {:>10} {:>15}  {:<22} {}\n",
-        "consumer", "backlog", "oldest un-acked", "position (txid:seq)", "last ack"
+        "{:<24} {:>10} {:>15} {:>7} {:>7}  {:<22} {}\n",
+        "consumer",
+        "backlog",
+        "oldest un-acked",
+        "parked",
+        "replay",
+        "position (txid:seq)",
+        "last ack"
     ));
     for c in lag {
         out.push_str(&format!(
-            "{:<24} {:>10} {:>15}  {:<22} {}\n",
+            "{:<24} {:>10} {:>15} {:>7} {:>7}  {:<22} {}\n",
             c.name,
             c.backlog,
             c.oldest_unacked_age_secs.map_or("-".to_owned(), age),
+            c.parked,
+            c.awaiting_replay,
             c.position,
             when(Some(c.updated_at)),
         ));
+    }
+    if lag.iter().any(|c| c.parked > 0) {
+        out.push_str(
+            "parked: events a consumer gave up on (`rotessa-recon outbox parked --consumer NAME`); replay: marked for replay, not done yet\n",
+        );
     }
     out
 }
