@@ -294,6 +294,22 @@ async fn every_event_a_simulated_sync_writes_matches_its_schema(pool: PgPool) {
             assert!(by_type.get(t).is_some_and(|n| *n > 0), "{t}: {by_type:?}");
         }
     }
+    // Zeros are written "0.00" (the schemas still accept the "0" of older daemons): the
+    // reconciliation's figures include zeros, and none is written without its decimals.
+    let bare_zeros: i64 = sqlx::query_scalar(
+        r#"select count(*) from rotessa.outbox where payload::text ~ '": "-?0"'"#,
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(bare_zeros, 0, "an amount written as \"0\"");
+    let zeros: i64 = sqlx::query_scalar(
+        r#"select count(*) from rotessa.outbox where payload::text ~ '": "0.00"'"#,
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(zeros > 0, "the sync wrote no zero amount to check");
     // The check can fail: one event's amount made a number, then one event's type unknown.
     let schemas = Schemas::load();
     sqlx::query(

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Fields of a customer that are personal data beyond a name and an email: never in `extra`,
 /// bank numbers only masked, contact details only when the operator opts in.
@@ -71,9 +71,12 @@ impl Customer {
     /// those of [`Customer::event_fields`] and `email` (Rotessa's `updated_at`, `extra` and the
     /// contact details aside: a change only there is written without an event).
     pub fn changed_fields(&self, before: &Customer) -> Vec<String> {
-        let (now, then) = (self.event_fields(), before.event_fields());
+        let (now, then) = (
+            serde_json::to_value(self.event_fields()),
+            serde_json::to_value(before.event_fields()),
+        );
         let mut changed: Vec<String> = match (now, then) {
-            (Value::Object(now), Value::Object(then)) => now
+            (Ok(Value::Object(now)), Ok(Value::Object(then))) => now
                 .into_iter()
                 .filter(|(k, v)| then.get(k) != Some(v))
                 .map(|(k, _)| k)
@@ -89,23 +92,23 @@ impl Customer {
 
     /// The customer as an event payload fragment: bank numbers masked, and no contact data
     /// (phones, address, email).
-    pub fn event_fields(&self) -> Value {
-        json!({
-            "id": self.id,
-            "client_id": self.client_id,
-            "custom_identifier": self.custom_identifier,
-            "identifier": self.identifier,
-            "name": self.name,
-            "customer_type": self.customer_type,
-            "active": self.active,
-            "bank_name": self.bank_name,
-            "authorization_type": self.authorization_type,
-            "bank_account_type": self.bank_account_type,
-            "account_number": self.account_number,
-            "transit_number": self.transit_number,
-            "institution_number": self.institution_number,
-            "routing_number": self.routing_number,
-        })
+    pub fn event_fields(&self) -> rotessa_outbox::CustomerFields {
+        rotessa_outbox::CustomerFields {
+            id: self.id,
+            client_id: self.client_id,
+            custom_identifier: self.custom_identifier.clone(),
+            identifier: self.identifier.clone(),
+            name: self.name.clone(),
+            customer_type: self.customer_type.clone(),
+            active: self.active,
+            bank_name: self.bank_name.clone(),
+            authorization_type: self.authorization_type.clone(),
+            bank_account_type: self.bank_account_type.clone(),
+            account_number: self.account_number.clone(),
+            transit_number: self.transit_number.clone(),
+            institution_number: self.institution_number.clone(),
+            routing_number: self.routing_number.clone(),
+        }
     }
 }
 
@@ -154,18 +157,18 @@ impl Payout {
     }
 
     /// The payout as an event payload fragment.
-    pub fn event_fields(&self) -> Value {
-        json!({
-            "payout_key": self.key,
-            "payout_id": self.payout_id,
-            "financial_transaction_id": self.financial_transaction_id,
-            "customer_id": self.customer_id,
-            "amount": self.amount.to_string(),
-            "transaction_amount": self.transaction_amount.map(|a| a.to_string()),
-            "status": self.status,
-            "process_date": self.process_date,
-            "settlement_date": self.settlement_date,
-        })
+    pub fn event_fields(&self) -> rotessa_outbox::PayoutFields {
+        rotessa_outbox::PayoutFields {
+            payout_key: self.key.clone(),
+            payout_id: self.payout_id,
+            financial_transaction_id: self.financial_transaction_id,
+            customer_id: self.customer_id,
+            amount: self.amount,
+            transaction_amount: self.transaction_amount,
+            status: self.status.clone(),
+            process_date: self.process_date,
+            settlement_date: self.settlement_date,
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The four counts and four totals Rotessa reports per client and settlement date.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,17 +20,17 @@ pub struct SettlementTotals {
 
 impl SettlementTotals {
     /// The totals as an event payload fragment (amounts as decimal strings).
-    pub fn to_json(&self) -> Value {
-        json!({
-            "number_approved": self.number_approved,
-            "number_declined": self.number_declined,
-            "number_chargeback": self.number_chargeback,
-            "number_payout": self.number_payout,
-            "total_approved": self.total_approved.to_string(),
-            "total_declined": self.total_declined.to_string(),
-            "total_chargeback": self.total_chargeback.to_string(),
-            "total_payout": self.total_payout.to_string(),
-        })
+    pub fn to_event(&self) -> rotessa_outbox::SettlementTotals {
+        rotessa_outbox::SettlementTotals {
+            number_approved: self.number_approved.into(),
+            number_declined: self.number_declined.into(),
+            number_chargeback: self.number_chargeback.into(),
+            number_payout: self.number_payout.into(),
+            total_approved: self.total_approved,
+            total_declined: self.total_declined,
+            total_chargeback: self.total_chargeback,
+            total_payout: self.total_payout,
+        }
     }
 }
 

@@ -18,6 +18,17 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status as event payloads carry it (the `rotessa-outbox` crate's type).
+    pub fn to_event(self) -> rotessa_outbox::Status {
+        match self {
+            Self::Future => rotessa_outbox::Status::Future,
+            Self::Pending => rotessa_outbox::Status::Pending,
+            Self::Approved => rotessa_outbox::Status::Approved,
+            Self::Declined => rotessa_outbox::Status::Declined,
+            Self::Chargeback => rotessa_outbox::Status::Chargeback,
+        }
+    }
+
     /// The API's (and the database's) spelling.
     pub fn as_str(self) -> &'static str {
         match self {

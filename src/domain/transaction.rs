@@ -14,6 +14,14 @@ pub enum Source {
 }
 
 impl Source {
+    /// The report as event payloads name it (the `rotessa-outbox` crate's type).
+    pub fn to_event(self) -> rotessa_outbox::Source {
+        match self {
+            Self::TransactionReport => rotessa_outbox::Source::TransactionReport,
+            Self::DeclineReport => rotessa_outbox::Source::DeclineReport,
+        }
+    }
+
     /// The name written to history rows and event payloads.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -60,20 +60,30 @@ impl Comparison {
     /// remembers to tell a changed mismatch from the same one seen again, and what the event's
     /// `difference` shows. Amounts are written at two decimals ("0.00", "-0.05"), so the same
     /// difference is always the same JSON.
-    pub fn difference(&self) -> serde_json::Value {
+    pub fn difference(&self) -> Result<serde_json::Value, Error> {
+        serde_json::to_value(self.difference_figures())
+            .map_err(|e| sqlx::Error::Encode(Box::new(e)))
+            .op("encoding a reconciliation difference")
+    }
+
+    /// [`Comparison::difference`] as the event payload's type.
+    pub fn difference_figures(&self) -> rotessa_outbox::ReconciliationFigures {
         let amount = |d: &Decimal| {
             let mut d = *d;
             d.rescale(2);
-            d.to_string()
+            d
         };
-        serde_json::json!({
-            "number_approved": i64::from(self.rotessa_number_approved) - self.computed_number_approved,
-            "total_approved": amount(&self.diff_total_approved),
-            "number_declined": i64::from(self.rotessa_number_declined) - self.computed_number_declined,
-            "total_declined": amount(&self.diff_total_declined),
-            "number_chargeback": i64::from(self.rotessa_number_chargeback) - self.computed_number_chargeback,
-            "total_chargeback": amount(&self.diff_total_chargeback),
-        })
+        rotessa_outbox::ReconciliationFigures {
+            number_approved: i64::from(self.rotessa_number_approved)
+                - self.computed_number_approved,
+            total_approved: amount(&self.diff_total_approved),
+            number_declined: i64::from(self.rotessa_number_declined)
+                - self.computed_number_declined,
+            total_declined: amount(&self.diff_total_declined),
+            number_chargeback: i64::from(self.rotessa_number_chargeback)
+                - self.computed_number_chargeback,
+            total_chargeback: amount(&self.diff_total_chargeback),
+        }
     }
 }
 

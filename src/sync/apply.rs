@@ -204,7 +204,7 @@ async fn apply_page(
     }
 
     let mut tx = store.begin().await?;
-    let observed_at = events::observed_at(page.fetched_at);
+    let observed_at = page.fetched_at;
     let mut history = Vec::new();
     let mut outbox = Vec::new();
     // The settlement dates whose comparison the page may change, under old and new values.
@@ -234,10 +234,10 @@ async fn apply_page(
             outbox.push(events::transaction_status_changed(
                 r.row,
                 None,
-                &observed_at,
+                observed_at,
                 ctx.source,
                 false,
-            ));
+            )?);
             coverage.add(r.row.id, r.fingerprint);
         } else {
             // Another writer inserted it first: compare under the lock like any change.
@@ -297,8 +297,8 @@ async fn apply_page(
                 outbox.push(events::transaction_restored(
                     r.row,
                     &cur.change,
-                    &observed_at,
-                ));
+                    observed_at,
+                )?);
             }
             let Some(transition) = transition else {
                 unchanged += 1;
@@ -328,10 +328,10 @@ async fn apply_page(
                     outbox.push(events::transaction_status_changed(
                         r.row,
                         Some(cur.change.status),
-                        &observed_at,
+                        observed_at,
                         ctx.source,
                         reversal,
-                    ));
+                    )?);
                     if reversal {
                         anomalies.push(anomaly(AnomalyKind::Reversal, cur, r.row));
                     }

@@ -243,13 +243,13 @@ async fn apply(
         match verdict(c, before, |c| c.api_updated_at) {
             Verdict::New => {
                 progress.inserted += 1;
-                outbox.push(events::customer_changed(c, None));
+                outbox.push(events::customer_changed(c, None)?);
                 writes.push(c);
             }
             Verdict::Changed => {
                 progress.updated += 1;
                 if let Some(b) = before.filter(|b| !c.changed_fields(&b.row).is_empty()) {
-                    outbox.push(events::customer_changed(c, Some(&b.row)));
+                    outbox.push(events::customer_changed(c, Some(&b.row))?);
                 }
                 writes.push(c);
             }

@@ -1,24 +1,24 @@
-//! Outbox event payloads (SPEC.md "Outbox and events"). Every payload carries
-//! `event_version: 1`; amounts are decimal strings, dates ISO.
+//! Outbox event payloads (SPEC.md "Outbox and events"), built from the typed payloads of the
+//! `rotessa-outbox` crate (crates/rotessa-outbox), so that Rust consumers decode exactly what is
+//! written here. Every payload carries `event_version: 1`; amounts are decimal strings, dates
+//! ISO.
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use serde_json::json;
+use serde::Serialize;
 use uuid::Uuid;
+
+use rotessa_outbox::payload::{self as wire, types};
 
 use crate::domain::{
     Customer, Payout, Settlement, SettlementTotals, Source, Status, StatusChange, Transaction,
 };
 use crate::store::outbox::NewEvent;
 use crate::store::reconciliation::Comparison;
+use crate::store::{self, ResultExt};
 
 /// The payload version consumers can branch on.
-pub const EVENT_VERSION: u32 = 1;
-
-/// The `observed_at` text of a page's events, formatted once per page.
-pub fn observed_at(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
+pub const EVENT_VERSION: u32 = rotessa_outbox::EVENT_VERSION;
 
 /// What a transaction event says about the transaction: the fields of its payload.
 #[derive(Debug, Clone, Copy)]
@@ -56,16 +56,17 @@ impl<'a> From<&'a Transaction> for Facts<'a> {
 
 /// `transaction.status_changed`: a transaction was first seen (`from` is `None`), changed status,
 /// or got a new status reason or decline date. `reversal` marks a move back in the lifecycle (a
-/// chargeback reversed, a decline resubmitted). `observed_at` comes from [`observed_at`].
+/// chargeback reversed, a decline resubmitted). `observed_at` is when the page was received
+/// (written with microseconds).
 pub fn transaction_status_changed(
     t: &Transaction,
     from: Option<Status>,
-    observed_at: &str,
+    observed_at: DateTime<Utc>,
     source: Source,
     reversal: bool,
-) -> NewEvent {
+) -> Result<NewEvent, store::Error> {
     transaction_event(
-        "transaction.status_changed",
+        types::TRANSACTION_STATUS_CHANGED,
         t.into(),
         from,
         observed_at,
@@ -76,11 +77,14 @@ pub fn transaction_status_changed(
 
 /// `transaction.removed`: Rotessa stopped reporting the transaction (absent from two complete
 /// reads of its window); the payload is its last known state (`from_status` = `to_status`).
-pub fn transaction_removed(last: Facts<'_>, observed_at: &str) -> NewEvent {
+pub fn transaction_removed(
+    last: Facts<'_>,
+    observed_at: DateTime<Utc>,
+) -> Result<NewEvent, store::Error> {
     let status = Some(last.status);
     let source = Source::TransactionReport;
     transaction_event(
-        "transaction.removed",
+        types::TRANSACTION_REMOVED,
         last,
         status,
         observed_at,
@@ -96,8 +100,8 @@ pub fn transaction_removed(last: Facts<'_>, observed_at: &str) -> NewEvent {
 pub fn transaction_restored(
     t: &Transaction,
     removed_as: &StatusChange,
-    observed_at: &str,
-) -> NewEvent {
+    observed_at: DateTime<Utc>,
+) -> Result<NewEvent, store::Error> {
     let facts = Facts {
         status: removed_as.status,
         status_reason: removed_as.status_reason.as_deref(),
@@ -107,7 +111,7 @@ pub fn transaction_restored(
     let source = Source::TransactionReport;
     let from = Some(removed_as.status);
     transaction_event(
-        "transaction.restored",
+        types::TRANSACTION_RESTORED,
         facts,
         from,
         observed_at,
@@ -116,217 +120,160 @@ pub fn transaction_restored(
     )
 }
 
-/// A transaction event's payload, written directly as JSON text: one event per new row makes
-/// this the hottest serialization of a backfill.
+/// A transaction event: one per new row makes this the hottest serialization of a backfill, so
+/// the payload is written straight into a buffer of about its size.
 fn transaction_event(
     event_type: &'static str,
     t: Facts<'_>,
     from: Option<Status>,
-    observed_at: &str,
+    observed_at: DateTime<Utc>,
     source: Source,
     reversal: bool,
-) -> NewEvent {
-    let mut p = String::with_capacity(420);
-    p.push_str("{\"event_version\":");
-    push_display(&mut p, EVENT_VERSION);
-    p.push_str(",\"transaction_id\":");
-    push_display(&mut p, t.id);
-    p.push_str(",\"client_id\":");
-    push_opt_display(&mut p, t.client_id);
-    p.push_str(",\"customer_id\":");
-    push_opt_display(&mut p, t.customer_id);
-    p.push_str(",\"amount\":\"");
-    push_display(&mut p, t.amount);
-    p.push_str("\",\"from_status\":");
-    push_opt_str(&mut p, from.map(Status::as_str));
-    p.push_str(",\"to_status\":");
-    push_str(&mut p, t.status.as_str());
-    p.push_str(",\"status_reason\":");
-    push_opt_str(&mut p, t.status_reason);
-    p.push_str(",\"process_date\":");
-    push_date(&mut p, Some(t.process_date));
-    p.push_str(",\"settlement_date\":");
-    push_date(&mut p, t.settlement_date);
-    p.push_str(",\"decline_date\":");
-    push_date(&mut p, t.decline_date);
-    p.push_str(",\"transaction_number\":");
-    push_opt_str(&mut p, t.transaction_number);
-    p.push_str(",\"custom_identifier\":");
-    push_opt_str(&mut p, t.custom_identifier);
-    p.push_str(",\"observed_at\":");
-    push_str(&mut p, observed_at);
-    p.push_str(",\"source\":");
-    push_str(&mut p, source.as_str());
-    p.push_str(if reversal {
-        ",\"reversal\":true}"
-    } else {
-        ",\"reversal\":false}"
-    });
-    NewEvent {
+) -> Result<NewEvent, store::Error> {
+    let payload = wire::TransactionEvent {
+        event_version: EVENT_VERSION,
+        transaction_id: t.id,
+        client_id: t.client_id,
+        customer_id: t.customer_id,
+        amount: t.amount,
+        from_status: from.map(Status::to_event),
+        to_status: t.status.to_event(),
+        status_reason: t.status_reason.map(str::to_owned),
+        process_date: t.process_date,
+        settlement_date: t.settlement_date,
+        decline_date: t.decline_date,
+        transaction_number: t.transaction_number.map(str::to_owned),
+        custom_identifier: t.custom_identifier.map(str::to_owned),
+        observed_at,
+        source: source.to_event(),
+        reversal,
+    };
+    Ok(NewEvent {
         id: Uuid::now_v7(),
         aggregatetype: "transaction",
         aggregateid: t.id.to_string(),
         event_type,
-        payload: p,
-    }
+        payload: encode(&payload, 440)?,
+    })
 }
 
-fn push_display(out: &mut String, v: impl std::fmt::Display) {
-    use std::fmt::Write;
-    let _ = write!(out, "{v}");
-}
-
-fn push_opt_display(out: &mut String, v: Option<impl std::fmt::Display>) {
-    match v {
-        Some(v) => push_display(out, v),
-        None => out.push_str("null"),
-    }
-}
-
-fn push_opt_str(out: &mut String, v: Option<&str>) {
-    match v {
-        Some(v) => push_str(out, v),
-        None => out.push_str("null"),
-    }
-}
-
-fn push_date(out: &mut String, d: Option<NaiveDate>) {
-    match d {
-        Some(d) => {
-            out.push('"');
-            push_display(out, d.format("%Y-%m-%d"));
-            out.push('"');
-        }
-        None => out.push_str("null"),
-    }
-}
-
-/// A JSON string literal: quoted, with `"`, `\\` and control characters escaped.
-fn push_str(out: &mut String, s: &str) {
-    out.push('"');
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        out.push_str(s);
-    } else {
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if (c as u32) < 0x20 => push_display(out, format_args!("\\u{:04x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-    }
-    out.push('"');
+/// A payload as JSON text, into a buffer of `capacity` bytes to start with.
+fn encode<T: Serialize>(payload: &T, capacity: usize) -> Result<String, store::Error> {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, payload)
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))
+        .op("encoding an event payload")?;
+    String::from_utf8(out)
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))
+        .op("encoding an event payload")
 }
 
 /// `settlement.changed`: Rotessa reported new or different totals for a client and date.
-pub fn settlement_changed(s: &Settlement, previous: Option<&SettlementTotals>) -> NewEvent {
-    NewEvent {
+pub fn settlement_changed(
+    s: &Settlement,
+    previous: Option<&SettlementTotals>,
+) -> Result<NewEvent, store::Error> {
+    let payload = wire::SettlementChanged {
+        event_version: EVENT_VERSION,
+        client_id: s.client_id,
+        settlement_date: s.settlement_date,
+        previous: previous.map(SettlementTotals::to_event),
+        current: s.totals.to_event(),
+    };
+    Ok(NewEvent {
         id: Uuid::now_v7(),
         aggregatetype: "settlement",
         aggregateid: format!("{}:{}", s.client_id, s.settlement_date),
-        event_type: "settlement.changed",
-        payload: json!({
-            "event_version": EVENT_VERSION,
-            "client_id": s.client_id,
-            "settlement_date": s.settlement_date,
-            "previous": previous.map(SettlementTotals::to_json),
-            "current": s.totals.to_json(),
-        })
-        .to_string(),
-    }
+        event_type: types::SETTLEMENT_CHANGED,
+        payload: encode(&payload, 512)?,
+    })
 }
 
 /// `customer.changed`: a customer is new, or a field of its payload (or its email) changed. The
 /// payload holds no contact data (phones, address, email: `changed` names an email change) and
 /// only masked bank numbers.
-pub fn customer_changed(c: &Customer, previous: Option<&Customer>) -> NewEvent {
-    NewEvent {
+pub fn customer_changed(
+    c: &Customer,
+    previous: Option<&Customer>,
+) -> Result<NewEvent, store::Error> {
+    let payload = wire::CustomerChanged {
+        event_version: EVENT_VERSION,
+        customer_id: c.id,
+        client_id: c.client_id,
+        changed: previous.map(|p| c.changed_fields(p)),
+        previous: previous.map(Customer::event_fields),
+        current: c.event_fields(),
+    };
+    Ok(NewEvent {
         id: Uuid::now_v7(),
         aggregatetype: "customer",
         aggregateid: c.id.to_string(),
-        event_type: "customer.changed",
-        payload: json!({
-            "event_version": EVENT_VERSION,
-            "customer_id": c.id,
-            "client_id": c.client_id,
-            "changed": previous.map(|p| c.changed_fields(p)),
-            "previous": previous.map(Customer::event_fields),
-            "current": c.event_fields(),
-        })
-        .to_string(),
-    }
+        event_type: types::CUSTOMER_CHANGED,
+        payload: encode(&payload, 768)?,
+    })
 }
 
 /// `payout.changed`: a payout is new, or its amount or status changed.
-pub fn payout_changed(p: &Payout, previous: Option<&Payout>) -> NewEvent {
-    NewEvent {
+pub fn payout_changed(p: &Payout, previous: Option<&Payout>) -> Result<NewEvent, store::Error> {
+    let payload = wire::PayoutChanged {
+        event_version: EVENT_VERSION,
+        payout_key: p.key.clone(),
+        previous: previous.map(Payout::event_fields),
+        current: p.event_fields(),
+    };
+    Ok(NewEvent {
         id: Uuid::now_v7(),
         aggregatetype: "payout",
         aggregateid: p.key.clone(),
-        event_type: "payout.changed",
-        payload: json!({
-            "event_version": EVENT_VERSION,
-            "payout_key": p.key,
-            "previous": previous.map(Payout::event_fields),
-            "current": p.event_fields(),
-        })
-        .to_string(),
-    }
+        event_type: types::PAYOUT_CHANGED,
+        payload: encode(&payload, 512)?,
+    })
 }
 
 /// `reconciliation.matched` / `reconciliation.mismatch`: a settlement date's comparison with the
 /// transactions changed (its first evaluation included).
-pub fn reconciliation_changed(c: &Comparison) -> NewEvent {
-    let side = |approved: (i64, &rust_decimal::Decimal),
-                declined: (i64, &rust_decimal::Decimal),
-                chargeback: (i64, &rust_decimal::Decimal)| {
-        json!({
-            "number_approved": approved.0,
-            "total_approved": approved.1.to_string(),
-            "number_declined": declined.0,
-            "total_declined": declined.1.to_string(),
-            "number_chargeback": chargeback.0,
-            "total_chargeback": chargeback.1.to_string(),
-        })
+pub fn reconciliation_changed(c: &Comparison) -> Result<NewEvent, store::Error> {
+    let payload = wire::ReconciliationChanged {
+        event_version: EVENT_VERSION,
+        client_id: c.client_id,
+        settlement_date: c.settlement_date,
+        matched: c.matched,
+        rotessa: wire::ReconciliationFigures {
+            number_approved: c.rotessa_number_approved.into(),
+            total_approved: c.rotessa_total_approved,
+            number_declined: c.rotessa_number_declined.into(),
+            total_declined: c.rotessa_total_declined,
+            number_chargeback: c.rotessa_number_chargeback.into(),
+            total_chargeback: c.rotessa_total_chargeback,
+        },
+        computed: wire::ReconciliationFigures {
+            number_approved: c.computed_number_approved,
+            total_approved: c.computed_total_approved,
+            number_declined: c.computed_number_declined,
+            total_declined: c.computed_total_declined,
+            number_chargeback: c.computed_number_chargeback,
+            total_chargeback: c.computed_total_chargeback,
+        },
+        difference: c.difference_figures(),
     };
-    NewEvent {
+    Ok(NewEvent {
         id: Uuid::now_v7(),
         aggregatetype: "reconciliation",
         aggregateid: format!("{}:{}", c.client_id, c.settlement_date),
         event_type: if c.matched {
-            "reconciliation.matched"
+            types::RECONCILIATION_MATCHED
         } else {
-            "reconciliation.mismatch"
+            types::RECONCILIATION_MISMATCH
         },
-        payload: json!({
-            "event_version": EVENT_VERSION,
-            "client_id": c.client_id,
-            "settlement_date": c.settlement_date,
-            "matched": c.matched,
-            "rotessa": side(
-                (c.rotessa_number_approved.into(), &c.rotessa_total_approved),
-                (c.rotessa_number_declined.into(), &c.rotessa_total_declined),
-                (c.rotessa_number_chargeback.into(), &c.rotessa_total_chargeback),
-            ),
-            "computed": side(
-                (c.computed_number_approved, &c.computed_total_approved),
-                (c.computed_number_declined, &c.computed_total_declined),
-                (c.computed_number_chargeback, &c.computed_total_chargeback),
-            ),
-            "difference": c.difference(),
-        })
-        .to_string(),
-    }
+        payload: encode(&payload, 640)?,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::Transaction;
+    use serde_json::json;
 
     #[test]
     fn the_payload_is_valid_json_with_every_documented_field() {
@@ -354,13 +301,17 @@ mod tests {
             extra: None,
             unparsed: Vec::new(),
         };
+        let observed_at = DateTime::parse_from_rfc3339("2019-03-12T15:04:05.123456789Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let e = transaction_status_changed(
             &t,
             Some(Status::Pending),
-            "2019-03-12T15:04:05.123456Z",
+            observed_at,
             Source::DeclineReport,
             true,
-        );
+        )
+        .unwrap();
         let v: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
         assert_eq!(
             v,

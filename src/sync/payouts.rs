@@ -226,7 +226,7 @@ async fn apply(
         match stored.get(&p.key) {
             None => {
                 progress.inserted += 1;
-                outbox.push(events::payout_changed(p, None));
+                outbox.push(events::payout_changed(p, None)?);
                 writes.push(p);
             }
             Some(Stored { row, .. }) if matches!((p.api_updated_at, row.api_updated_at), (Some(new), Some(old)) if new < old) =>
@@ -236,7 +236,7 @@ async fn apply(
             Some(Stored { row, removed }) if *removed || row != p => {
                 progress.updated += 1;
                 if eventful(p, row) {
-                    outbox.push(events::payout_changed(p, Some(row)));
+                    outbox.push(events::payout_changed(p, Some(row))?);
                 }
                 writes.push(p);
             }

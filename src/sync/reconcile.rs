@@ -104,7 +104,7 @@ async fn compare(
         let now = reconciliation::Recorded {
             settlement_date: c.settlement_date,
             matched: c.matched,
-            difference: c.difference(),
+            difference: c.difference()?,
         };
         // A matched date's difference is zero whatever its totals: only the outcome counts.
         match states.get(&c.settlement_date) {
@@ -135,7 +135,7 @@ async fn compare(
                 "settlement does not reconcile with the transactions"
             );
         }
-        outbox.push(events::reconciliation_changed(c));
+        outbox.push(events::reconciliation_changed(c)?);
     }
     Ok(outbox)
 }

@@ -87,7 +87,7 @@ pub async fn count_read(
             store::commit(tx, syncer.fence.as_ref()).await?;
             return Ok(PageOutcome::default());
         }
-        let observed_at = events::observed_at(chrono::Utc::now());
+        let observed_at = chrono::Utc::now();
         let (mut history, mut outbox, mut anomalies) = (Vec::new(), Vec::new(), Vec::new());
         let mut noted = BTreeSet::new();
         for g in &gone {
@@ -100,7 +100,7 @@ pub async fn count_read(
                 decline_date: g.decline_date,
                 change: "removed",
             });
-            outbox.push(events::transaction_removed(facts(g, status), &observed_at));
+            outbox.push(events::transaction_removed(facts(g, status), observed_at)?);
             if matches!(status, Status::Approved | Status::Chargeback) {
                 anomalies.push(removed_anomaly(g, status));
             }

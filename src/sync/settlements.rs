@@ -144,7 +144,7 @@ async fn apply(
         .collect();
     for r in &new {
         if inserted.contains(&r.settlement_date) {
-            outbox.push(events::settlement_changed(r, None));
+            outbox.push(events::settlement_changed(r, None)?);
         } else {
             differing.push(r);
         }
@@ -165,7 +165,7 @@ async fn apply(
                 // `settlement.changed` is about totals: a change only to fields kept in
                 // `extra` is written without an event.
                 if current.totals != r.totals {
-                    outbox.push(events::settlement_changed(r, Some(&current.totals)));
+                    outbox.push(events::settlement_changed(r, Some(&current.totals))?);
                 }
                 updates.push(r);
             }
