@@ -215,6 +215,48 @@ async fn the_crate_consumer_observes_every_event_of_a_synced_database_once_in_or
         .unwrap();
     assert_eq!(recorder.ids(), expected);
     assert_eq!(stats.handled, expected.len() as u64);
+
+    // The crate's example consumer itself, as a process: every id printed once, then nothing.
+    let example = example_binary();
+    let run = || {
+        std::process::Command::new(&example)
+            .args(["crate-example", "--until-caught-up"])
+            .env("DATABASE_URL", database_url(&pool))
+            .output()
+            .expect("run the consume example")
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let printed: Vec<Uuid> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.parse().expect("an event id per line"))
+        .collect();
+    assert_no_duplicates(&printed);
+    assert_eq!(
+        printed, expected,
+        "the example prints every event once, in order"
+    );
+    let out = run();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(out.stdout.is_empty(), "acked: a second run prints nothing");
+}
+
+/// `crates/rotessa-outbox/examples/consume.rs`, as `cargo test` builds it (examples are compiled
+/// beside the test binaries, in `<target>/<profile>/examples/`).
+fn example_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("<target>/<profile>/deps")
+        .join("examples")
+        .join("consume");
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test` builds it; alone, run `cargo build -p rotessa-outbox --example consume` first",
+        path.display()
+    );
+    path
 }
 
 #[sqlx::test]
