@@ -234,7 +234,11 @@ async fn lead(
         }
     };
     schedule.run_all_now(&syncer, &tracker);
-    tracker.spawn(gauges::export(store.clone(), term.clone()));
+    let clients = match &syncer.settings().rotessa.clients {
+        ClientSelection::All => None,
+        ClientSelection::Ids(ids) => Some(ids.clone()),
+    };
+    tracker.spawn(gauges::export(store.clone(), clients, term.clone()));
 
     let renew_every = fence.ttl / 3;
     let stale_after = Duration::from_secs(syncer.settings().sync.run_stale_secs);

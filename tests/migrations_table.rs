@@ -173,3 +173,81 @@ async fn another_applications_sqlx_table_is_left_alone(admin: PgPool) {
         .unwrap();
     assert_eq!(theirs, 1, "their record is untouched");
 }
+
+#[sqlx::test(migrations = false)]
+async fn another_applications_unreadable_table_does_not_stop_the_migration(admin: PgPool) {
+    let roles = role_with_own_schema(&admin).await;
+    let other = Roles::create(&admin, &["other"]).await;
+    let app = roles.name("app").to_owned();
+    // Another application's record in public, which our role may not even read.
+    for sql in [
+        "create table public._sqlx_migrations (version bigint primary key, checksum bytea)"
+            .to_string(),
+        format!(
+            "alter table public._sqlx_migrations owner to {}",
+            other.name("other")
+        ),
+        "revoke all on public._sqlx_migrations from public".to_string(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    let as_app = connect_as(&admin, &app).await;
+    let store = Store::from_pool(as_app.clone());
+    assert_eq!(
+        store.pending_migrations().await.unwrap(),
+        MIGRATOR.iter().count()
+    );
+    store.migrate().await.unwrap();
+    assert_eq!(store.pending_migrations().await.unwrap(), 0);
+    as_app.close().await;
+    sqlx::query("drop table public._sqlx_migrations")
+        .execute(&admin)
+        .await
+        .unwrap();
+    other.drop_all().await;
+    roles.drop_all().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn only_the_owner_may_change_the_record(admin: PgPool) {
+    let roles = Roles::create(&admin, &["writer"]).await;
+    let writer = roles.name("writer").to_owned();
+    // An earlier installation, and `grant --writer`'s default privileges from then.
+    let mut earlier = Migrator::new(std::path::Path::new("./migrations"))
+        .await
+        .unwrap();
+    earlier.dangerous_set_table_name("public._sqlx_migrations");
+    earlier.run(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "alter default privileges in schema rotessa grant select, insert, update, delete on tables to {writer}"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    // The upgrade adopts the record into a new table, which those default privileges would open.
+    Store::from_pool(admin.clone()).migrate().await.unwrap();
+    let can = |privilege: &'static str| {
+        let (admin, writer) = (admin.clone(), writer.clone());
+        async move {
+            sqlx::query_scalar::<_, bool>(
+                "select has_table_privilege($1, 'rotessa._sqlx_migrations', $2)",
+            )
+            .bind(writer)
+            .bind(privilege)
+            .fetch_one(&admin)
+            .await
+            .unwrap()
+        }
+    };
+    assert!(can("SELECT").await, "the writer reads it (readiness)");
+    for privilege in ["INSERT", "UPDATE", "DELETE", "TRUNCATE"] {
+        assert!(
+            !can(privilege).await,
+            "the writer may {privilege} the record"
+        );
+    }
+    roles.drop_all().await;
+}

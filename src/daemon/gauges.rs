@@ -19,7 +19,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// bounded by [`TIMEOUT`]; then sets them to 0, so that a replica that is no longer leader does
 /// not go on exporting stale figures. A consumer unregistered meanwhile is set to 0 at the next
 /// reading, so an alert about it clears.
-pub async fn export(store: Store, term: CancellationToken) {
+///
+/// `clients` limits the mismatch gauges to the configured clients (`None`: every client).
+pub async fn export(store: Store, clients: Option<Vec<i64>>, term: CancellationToken) {
     let mut consumers: BTreeSet<String> = BTreeSet::new();
     loop {
         if let Some(lag) = read(
@@ -52,7 +54,7 @@ pub async fn export(store: Store, term: CancellationToken) {
         }
         if let Some((open, age)) = read(
             "the open mismatches",
-            reconciliation::open_mismatches(store.pool()),
+            reconciliation::open_mismatches(store.pool(), clients.as_deref()),
         )
         .await
         {

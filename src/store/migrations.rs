@@ -31,7 +31,8 @@ pub async fn migrate(pool: &PgPool) -> Result<(), Error> {
         .op("waiting for the migration lock")?;
     let result = async {
         adopt(&mut conn).await?;
-        MIGRATOR.run(&mut *conn).await.map_err(Error::Migrate)
+        MIGRATOR.run(&mut *conn).await.map_err(Error::Migrate)?;
+        keep_record_read_only(&mut conn).await
     }
     .await;
     let unlocked = sqlx::query("select pg_advisory_unlock($1)")
@@ -89,6 +90,8 @@ async fn legacy(conn: &mut PgConnection) -> Result<Option<String>, Error> {
         select distinct t::text
         from unnest(array[to_regclass('_sqlx_migrations'), to_regclass('public._sqlx_migrations')]) as t
         where t is not null and t::text <> $1
+          -- Another application's table this role may not read is not ours to adopt.
+          and has_table_privilege(t, 'SELECT')
     "#;
     let Some(first) = MIGRATOR.iter().next() else {
         return Ok(None);
@@ -112,6 +115,39 @@ async fn legacy(conn: &mut PgConnection) -> Result<Option<String>, Error> {
         }
     }
     Ok(None)
+}
+
+/// Only the owner changes the record: the owner's default privileges (`grant --writer`) would
+/// give the writer the right to change a record created after them (at adoption, say), so any
+/// right but reading is withdrawn from everyone else after each migration. Reading stays
+/// (readiness and `--no-migrate` read it).
+async fn keep_record_read_only(conn: &mut PgConnection) -> Result<(), Error> {
+    const SQL: &str = r#"
+        do $$
+        declare
+            grantee text;
+        begin
+            for grantee in
+                select distinct case when a.grantee = 0 then 'public' else quote_ident(r.rolname) end
+                from pg_class c
+                cross join lateral aclexplode(c.relacl) a
+                left join pg_roles r on r.oid = a.grantee
+                where c.oid = 'rotessa._sqlx_migrations'::regclass
+                  and a.grantee <> c.relowner
+                  and a.privilege_type <> 'SELECT'
+            loop
+                execute format(
+                    'revoke insert, update, delete, truncate, references, trigger on rotessa._sqlx_migrations from %s',
+                    grantee);
+            end loop;
+        end
+        $$
+    "#;
+    sqlx::query(SQL)
+        .execute(&mut *conn)
+        .await
+        .op("keeping the migrations record read-only for other roles")?;
+    Ok(())
 }
 
 /// Copies an earlier version's record into the pinned table, once. The old table stays: older

@@ -408,15 +408,17 @@ pub async fn chargeback_on(conn: impl PgExecutor<'_>) -> Result<String, Error> {
 
 /// How many client settlement dates are mismatched now, and how long (seconds) the oldest of
 /// them has been mismatched (since its last comparison that matched, or its first), 0 when
-/// every date matches.
-pub async fn open_mismatches(pool: &PgPool) -> Result<(i64, f64), Error> {
+/// every date matches. `clients`: only these clients' dates (`None`: every client), so that a
+/// client no longer synced does not keep an alert about it firing.
+pub async fn open_mismatches(pool: &PgPool, clients: Option<&[i64]>) -> Result<(i64, f64), Error> {
     const SQL: &str = r#"
         select count(*),
                coalesce(extract(epoch from now() - min(changed_at)), 0)::float8
         from rotessa.reconciliation_state
-        where not matched
+        where not matched and ($1::bigint[] is null or client_id = any($1))
     "#;
     sqlx::query_as(SQL)
+        .bind(clients)
         .fetch_one(pool)
         .await
         .op("counting open reconciliation mismatches")

@@ -19,7 +19,14 @@ use crate::wake::Listener;
 /// to [`RetryPolicy::max_attempts`] times; then the event is parked and the consumer moves on.
 ///
 /// Delivery is at least once (a crash between handling and the ack delivers the batch again):
-/// make `handle` idempotent, keyed by [`Event::id`].
+/// make `handle` idempotent, keyed by [`Event::id`]. A replayed event (parked, then unparked) comes
+/// after events that are newer than it: compare `observed_at` (or the payload's own clock) before
+/// letting it overwrite a newer state.
+///
+/// Parking is for an event that cannot be processed (a poison event), not for a dependency that
+/// is down: the default [`RetryPolicy`] keeps trying for about 6 minutes before it parks, so a
+/// short outage of what the handler calls holds the consumer back instead of parking its whole
+/// backlog. Set a longer policy if your dependencies may be down for longer.
 ///
 /// ```
 /// use rotessa_outbox::{Event, Handler, Payload};
@@ -58,12 +65,14 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 5 attempts, waiting 100 ms, 200 ms, 400 ms and 800 ms in between (at most 30 s).
+    /// 10 attempts, waiting 1 s, 2 s, 4 s ... 64 s, then 2 min twice in between (about 6 minutes
+    /// in all before the event is parked): long enough to ride out a short outage of a
+    /// dependency.
     fn default() -> Self {
         Self {
-            max_attempts: 5,
-            initial_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(30),
+            max_attempts: 10,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(120),
         }
     }
 }
@@ -153,7 +162,9 @@ const FENCE_RETRY_MAX: Duration = Duration::from_millis(250);
 
 impl Consumer {
     /// The consumer `name` on `pool`, with [`Options::default`]. No query: an unregistered name
-    /// fails the first poll with [`Error::UnknownConsumer`] (see [`Consumer::register`]).
+    /// fails the first poll with [`Error::UnknownConsumer`] (see [`Consumer::register`]). With
+    /// `listen` on, the LISTEN connection holds one connection of `pool` for as long as the
+    /// consumer runs: give the pool at least 2.
     pub fn new(pool: PgPool, name: impl Into<String>) -> Self {
         Self {
             pool,
@@ -290,6 +301,13 @@ impl Consumer {
         let mut any = !batch.is_empty();
         let mut unacked: Option<Position> = None;
         for raw in batch {
+            // A stop is honoured between events: what was handled is acked, the rest comes back.
+            if stop.fired().await {
+                if let Some(to) = unacked {
+                    sql::ack(&self.pool, &self.name, to).await?;
+                }
+                return Ok(Round::Stopped);
+            }
             let position = raw.position;
             let id = raw.id;
             match self.process(handler, raw, stop).await {
