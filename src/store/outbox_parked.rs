@@ -11,7 +11,7 @@ use sqlx::{PgExecutor, Row};
 use uuid::Uuid;
 
 use super::Error;
-use super::outbox::{Event, clamp_max, decode_events};
+use super::outbox::Event;
 use super::outbox_consumers::consumer_error;
 
 /// Where a parked event stands.
@@ -93,6 +93,28 @@ impl Parked {
     }
 }
 
+/// The daemon's errors for the crate's: the SQL calls are the `rotessa-outbox` crate's (one
+/// definition of the contract for the daemon and its consumers); `no_data_found` from
+/// `outbox_park` (no such event) is [`Error::Invalid`], as for any request the database state
+/// cannot serve.
+fn from_crate(e: rotessa_outbox::Error, consumer: &str, op: &'static str) -> Error {
+    use rotessa_outbox::Error as Crate;
+    match e {
+        Crate::UnknownConsumer(name) => Error::UnknownConsumer(name),
+        Crate::Query {
+            source: sqlx::Error::Database(db),
+            ..
+        } if db.code().as_deref() == Some("P0002") => Error::Invalid(format!(
+            "{op} for outbox consumer {consumer:?}: {}",
+            db.message()
+        )),
+        Crate::Query { source, .. }
+        | Crate::NotOwner { source, .. }
+        | Crate::MissingFunction { source, .. } => Error::Query { op, source },
+        other => Error::Invalid(format!("{op} for outbox consumer {consumer:?}: {other}")),
+    }
+}
+
 /// Parks `event_id` for `consumer` with `error` (why it could not be processed); parking it
 /// again counts it and puts it back to [`ParkState::Parked`]. The consumer then acks past the
 /// event as usual. Runs on any executor, so it can commit with the ack. An event that is not in
@@ -103,24 +125,9 @@ pub async fn park<'e>(
     event_id: Uuid,
     error: &str,
 ) -> Result<(), Error> {
-    const SQL: &str = r#"select rotessa.outbox_park($1, $2, $3)"#;
-    sqlx::query(SQL)
-        .bind(consumer)
-        .bind(event_id)
-        .bind(error)
-        .execute(executor)
+    rotessa_outbox::sql::park(executor, consumer, event_id, error)
         .await
-        .map_err(|e| match &e {
-            // no_data_found: the function's "no such event".
-            sqlx::Error::Database(db) if db.code().as_deref() == Some("P0002") => {
-                Error::Invalid(format!(
-                    "cannot park event {event_id} for outbox consumer {consumer:?}: {}",
-                    db.message()
-                ))
-            }
-            _ => consumer_error(e, consumer, "parking an outbox event"),
-        })?;
-    Ok(())
+        .map_err(|e| from_crate(e, consumer, "cannot park an outbox event"))
 }
 
 /// Marks `consumer`'s parked event `event_id` for replay, or all its parked events when `None`;
@@ -130,13 +137,9 @@ pub async fn unpark<'e>(
     consumer: &str,
     event_id: Option<Uuid>,
 ) -> Result<u64, Error> {
-    const SQL: &str = r#"select rotessa.outbox_unpark($1, $2)"#;
-    let marked: i32 = sqlx::query_scalar(SQL)
-        .bind(consumer)
-        .bind(event_id)
-        .fetch_one(executor)
+    let marked = rotessa_outbox::sql::unpark(executor, consumer, event_id)
         .await
-        .map_err(|e| consumer_error(e, consumer, "marking parked outbox events for replay"))?;
+        .map_err(|e| from_crate(e, consumer, "marking parked outbox events for replay"))?;
     Ok(u64::try_from(marked).unwrap_or(0))
 }
 
@@ -147,17 +150,22 @@ pub async fn replay_poll<'e>(
     consumer: &str,
     max: u32,
 ) -> Result<Vec<Event>, Error> {
-    const SQL: &str = r#"
-        select id, aggregatetype, aggregateid, type, payload, occurred_at, seq, txid::text as txid
-        from rotessa.outbox_replay_poll($1, $2)
-    "#;
-    let rows = sqlx::query(SQL)
-        .bind(consumer)
-        .bind(clamp_max(max))
-        .fetch_all(executor)
+    let events = rotessa_outbox::sql::replay_poll(executor, consumer, max)
         .await
-        .map_err(|e| consumer_error(e, consumer, "polling the events to replay"))?;
-    decode_events(&rows)
+        .map_err(|e| from_crate(e, consumer, "polling the events to replay"))?;
+    Ok(events
+        .into_iter()
+        .map(|e| Event {
+            id: e.id,
+            aggregatetype: e.aggregate_type,
+            aggregateid: e.aggregate_id,
+            event_type: e.event_type,
+            payload: e.payload,
+            occurred_at: e.occurred_at,
+            seq: e.position.seq,
+            txid: e.position.txid,
+        })
+        .collect())
 }
 
 /// Records that the replayed event `event_id` was handled: its parked row goes. False when it
@@ -167,13 +175,9 @@ pub async fn replay_done<'e>(
     consumer: &str,
     event_id: Uuid,
 ) -> Result<bool, Error> {
-    const SQL: &str = r#"select rotessa.outbox_replay_done($1, $2)"#;
-    sqlx::query_scalar(SQL)
-        .bind(consumer)
-        .bind(event_id)
-        .fetch_one(executor)
+    rotessa_outbox::sql::replay_done(executor, consumer, event_id)
         .await
-        .map_err(|e| consumer_error(e, consumer, "finishing the replay of an outbox event"))
+        .map_err(|e| from_crate(e, consumer, "finishing the replay of an outbox event"))
 }
 
 /// Every parked event of `consumer` (parked or marked for replay), in delivery order.
